@@ -1,0 +1,1 @@
+"""The `dataops` command line: parse arguments, call a service, render the result."""

@@ -1,0 +1,341 @@
+"""The project file `dataops.yml`: its schema, loading, and precise errors.
+
+Every error names the file, the line and column, the key path, and what is allowed. Secrets are
+never written in the file: a field ending in `_env` names the environment variable that holds
+the secret, and `resolve_secret` reads it (or says which variable to set, and where it is named).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dataops.core.yaml_loader import Limits, YamlDocument, load_yaml_file
+from dataops.errors import ConfigError
+
+CONFIG_FILENAME = "dataops.yml"
+ENV_NAMES = ("dev", "staging", "prod")
+
+_ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
+_NAME = r"^[a-z][a-z0-9_-]*$"
+_ADDRESS = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"
+
+# Keys that people write by habit, with what to write instead (as sqlfluff does for renamed keys).
+_KEY_HINTS = {
+    "password": "secrets are not written in dataops.yml: put the secret in an environment "
+    "variable and name it with `password_env: VARIABLE_NAME`",
+    "secret": "secrets are not written in dataops.yml: name an environment variable with a "
+    "`*_env` key instead",
+    "token": "secrets are not written in dataops.yml: name an environment variable with a "
+    "`*_env` key instead",
+    "url": "registries take `address: host:port` (no scheme)",
+    "registry_url": "use `registry: {address: host:port}`",
+}
+
+EnvVarName = Annotated[str, Field(pattern=_ENV_VAR, description="name of an environment variable")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistryAuth(StrEnum):
+    NONE = "none"
+    HTPASSWD = "htpasswd"
+
+
+class RegistryConfig(_Strict):
+    """An OCI registry (CNCF distribution) that holds one environment's images."""
+
+    address: Annotated[str, Field(pattern=_ADDRESS)]
+    auth: RegistryAuth = RegistryAuth.NONE
+    username: str | None = None
+    password_env: EnvVarName | None = None
+    tls: bool = False
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RegistryConfig:
+        if self.auth is RegistryAuth.HTPASSWD and not (self.username and self.password_env):
+            raise ValueError("auth: htpasswd needs `username` and `password_env`")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.address.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
+
+
+class WarehouseConfig(_Strict):
+    """A PostgreSQL database that one environment's pipelines load into."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    database: Annotated[str, Field(pattern=_NAME)]
+    user: Annotated[str, Field(pattern=_NAME)]
+    password_env: EnvVarName
+
+
+class AirflowConfig(_Strict):
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")]
+    username: str = "admin"
+    password_env: EnvVarName | None = None
+
+
+class GatesConfig(_Strict):
+    """What a release must have passed before it is promoted into this environment."""
+
+    promote_from: str | None = None
+    require_checks: list[Annotated[str, Field(pattern=_NAME)]] = []
+    require_approval: bool = False
+    approvers: list[str] = []
+
+    @model_validator(mode="after")
+    def _approvers(self) -> GatesConfig:
+        if self.require_approval and not self.approvers:
+            raise ValueError("require_approval: true needs at least one entry in `approvers`")
+        return self
+
+
+class EnvironmentConfig(_Strict):
+    registry: RegistryConfig
+    warehouse: WarehouseConfig
+    airflow: AirflowConfig
+    gates: GatesConfig = GatesConfig()
+
+
+class PostgresPlatform(_Strict):
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    airflow_database: Annotated[str, Field(pattern=_NAME)] = "airflow"
+
+
+class AirflowPlatform(_Strict):
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    admin_user: Annotated[str, Field(pattern=_NAME)] = "admin"
+    # "auto" sizes LocalExecutor parallelism for the host's cores (Airflow's default is 32).
+    parallelism: Literal["auto"] | Annotated[int, Field(ge=1, le=512)] = "auto"
+
+
+class BaseImageConfig(_Strict):
+    name: str = "dataops/base:bookworm"
+    # Pulled when a registry is reachable; otherwise debootstrap builds the same Debian release.
+    upstream: str | None = "docker.io/library/python:3.11-slim-bookworm"
+    suite: Annotated[str, Field(pattern=_NAME)] = "bookworm"
+    mirror: str = "auto"  # "auto": the Debian mirror apt uses on this host
+    packages: list[str] = ["python3", "ca-certificates"]
+
+
+class PlatformConfig(_Strict):
+    """The local platform that `dataops up` runs on this machine."""
+
+    state_dir: str = ".dataops"
+    postgres: PostgresPlatform = PostgresPlatform()
+    airflow: AirflowPlatform = AirflowPlatform()
+    base_image: BaseImageConfig = BaseImageConfig()
+
+
+class ProjectConfig(_Strict):
+    version: Literal[1]
+    project: Annotated[str, Field(pattern=_NAME)]
+    platform: PlatformConfig = PlatformConfig()
+    environments: dict[str, EnvironmentConfig]
+
+    @field_validator("environments")
+    @classmethod
+    def _known_environments(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        missing = [name for name in ENV_NAMES if name not in value]
+        if missing:
+            raise ValueError(f"missing environment(s): {', '.join(missing)}")
+        for name, env in value.items():
+            if not re.match(_NAME, name):
+                raise ValueError(f"environment name {name!r} must match {_NAME}")
+            source = env.gates.promote_from
+            if source is not None and source not in value:
+                raise ValueError(f"{name}.gates.promote_from names unknown environment {source!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config plus where it came from (for errors that point into the file)."""
+
+    config: ProjectConfig
+    document: YamlDocument
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.config.environments[name]
+        except KeyError:
+            known = ", ".join(self.config.environments)
+            raise ConfigError(
+                f"{self.document.source}: no environment named {name!r}",
+                f"use one of: {known}",
+            ) from None
+
+    def resolve_secret(
+        self, path: tuple[str | int, ...], environ: Mapping[str, str] | None = None
+    ) -> str:
+        """The secret behind the `*_env` field at `path` (e.g. environments.dev.warehouse...)."""
+        node: Any = self.config
+        for part in path:
+            node = node[part] if isinstance(node, dict) else getattr(node, str(part))
+        if node is None:
+            raise ConfigError(f"{self.document.where(path)}: {'.'.join(map(str, path))} is not set")
+        environ = os.environ if environ is None else environ
+        value = environ.get(node)
+        if not value:
+            raise ConfigError(
+                f"{self.document.where(path)}: {'.'.join(map(str, path))} names environment "
+                f"variable {node}, which is not set",
+                f"export {node}=... (for the local platform, `dataops up` writes it to "
+                f"{self.config.platform.state_dir}/secrets.env)",
+            )
+        return value
+
+
+def find_config(start: Path | None = None) -> Path:
+    """`$DATAOPS_CONFIG`, else the nearest `dataops.yml` at or above `start` (the cwd)."""
+    explicit = os.environ.get("DATAOPS_CONFIG")
+    if explicit:
+        return Path(explicit).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILENAME} in {here} or any folder above it",
+        f"run dataops inside the project, or set DATAOPS_CONFIG=/path/to/{CONFIG_FILENAME}",
+    )
+
+
+def load_config(path: Path, limits: Limits | None = None) -> LoadedConfig:
+    """Load and validate `dataops.yml`; raises ConfigError listing every problem with its line."""
+    display = _display(path)
+    document = load_yaml_file(path, limits or Limits(), display=display)
+    if not isinstance(document.data, dict):
+        raise ConfigError(
+            f"{display}:1:1: the file must be a map with keys version, project, environments",
+            "see the dataops.yml in the repository for an example",
+        )
+    try:
+        # Top-level `x-*` keys are extension fields (as in Compose files): anchors to reuse.
+        data = {k: v for k, v in document.data.items() if not str(k).startswith("x-")}
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            _describe(exc, document),
+            "fix the lines above; `dataops validate` checks the file again",
+        ) from None
+    return LoadedConfig(config=config, document=document, path=path.resolve())
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _describe(exc: ValidationError, document: YamlDocument) -> str:
+    by_path: dict[tuple[Any, ...], tuple[int, int, str, list[str]]] = {}
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _allowed_keys(loc[:-1])
+            message = f"unknown key {key!r}"
+            if key in _KEY_HINTS:
+                message += f"; {_KEY_HINTS[key]}"
+            else:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                if close:
+                    message += f"; did you mean {close[0]!r}?"
+            if allowed:
+                message += f" (allowed here: {', '.join(allowed)})"
+            mark = document.mark(loc, prefer_key=True)
+            path = loc
+        elif kind == "missing":
+            message = "required key is missing"
+            if allowed := _allowed_keys(loc[:-1]):
+                message += f" (keys here: {', '.join(allowed)})"
+            mark = document.mark(loc[:-1], prefer_key=True)
+            path = loc
+        else:
+            path = _data_path(loc, document.data)
+            message = error["msg"].removeprefix("Value error, ")
+            if kind == "string_pattern_mismatch":
+                message = f"{error['input']!r} does not match {error['ctx']['pattern']}"
+            elif "input" in error and not isinstance(error["input"], dict | list):
+                message = f"{error['input']!r} is not allowed: {message[0].lower()}{message[1:]}"
+            mark = document.mark(path)
+        line, column = (mark.line, mark.column) if mark else (0, 0)
+        if path in by_path:  # union types (parallelism: "auto" | int) fail once per branch
+            by_path[path][3].append(message.split(": ", 1)[-1])
+        else:
+            by_path[path] = (line, column, message, [])
+    lines = []
+    for path, (line, column, message, more) in sorted(by_path.items(), key=lambda kv: kv[1][:2]):
+        where = f"{document.source}:{line}:{column}" if line else document.source
+        dotted = ".".join(str(part) for part in path) or "(top level)"
+        text = message if not more else f"{message}; or {'; or '.join(more)}"
+        lines.append(f"{where}: {dotted}: {text}")
+    head = [f"{len(lines)} problems in {document.source}:"] if len(lines) > 1 else []
+    return "\n".join(head + lines)
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """`loc` without pydantic's union branch names: only the parts present in the data."""
+    path: list[Any] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the schema allows at `loc` (walks the models along the path)."""
+    model: Any = ProjectConfig
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = field.annotation
+        if get_origin(model) is dict:  # environments: dict[str, EnvironmentConfig]
+            model = get_args(model)[1]
+            if parts:
+                parts.pop(0)  # the environment's name
+            else:
+                return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []

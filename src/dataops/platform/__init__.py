@@ -1,0 +1,1 @@
+"""Adapters for the local platform: real processes (PostgreSQL, Docker, registries, Airflow)."""
