@@ -24,14 +24,18 @@ def doctor(ctx: Context, as_json: bool) -> None:
     checks = run_checks(ctx.loaded())
     failed = [c for c in checks if not c.ok]
     if as_json:
-        click.echo(json.dumps({"ready": not failed, "checks": [c.to_json() for c in checks]}, indent=2))
+        click.echo(
+            json.dumps({"ready": not failed, "checks": [c.to_json() for c in checks]}, indent=2)
+        )
     else:
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("check")
         table.add_column("")
         table.add_column("detail")
         for check in checks:
-            table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]MISSING[/]", check.detail)
+            table.add_row(
+                check.name, "[green]ok[/]" if check.ok else "[red]MISSING[/]", check.detail
+            )
         ctx.console.print(table)
         if failed:
             ctx.console.print("\n[bold]To fix:[/]")

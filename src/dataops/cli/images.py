@@ -29,7 +29,9 @@ def base(ctx: Context, force: bool) -> None:
     state.ensure()
     image = ensure_base_image(loaded.config.platform.base_image, state, ctx.report, force=force)
     verb = "made" if image.changed else "already present"
-    ctx.console.print(f"[green]ok[/] {image.name} {verb}: {image.image_id[:19]} from {image.source}")
+    ctx.console.print(
+        f"[green]ok[/] {image.name} {verb}: {image.image_id[:19]} from {image.source}"
+    )
 
 
 def register(group: click.Group) -> None:

@@ -11,15 +11,18 @@ from dataops import __version__
 from dataops.cli.context import Context
 from dataops.errors import DataOpsError, ExitCode
 
-EPILOG = """Exit codes: 0 ok, 1 a check failed, 2 usage or config error, 3 host or platform not ready.
-Docs: README.md in the project (CLI reference and troubleshooting)."""
+EPILOG = """Exit codes: 0 ok, 1 a check failed, 2 usage or config error,
+3 host or platform not ready. Docs: README.md in the project (CLI reference and troubleshooting)."""
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dataops")
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    envvar="DATAOPS_CONFIG", help="Project file (default: the nearest dataops.yml at or above the cwd).",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="DATAOPS_CONFIG",
+    help="Project file (default: the nearest dataops.yml at or above the cwd).",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:

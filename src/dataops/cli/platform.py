@@ -41,9 +41,13 @@ def up(ctx: Context, services: tuple[str, ...], no_install: bool) -> None:
     _print_table(ctx, result.statuses)
     elapsed = time.monotonic() - started
     if result.changed:
-        ctx.console.print(f"\n[green]Up[/] in {elapsed:.0f}s (changed: {', '.join(result.changed)}).")
+        ctx.console.print(
+            f"\n[green]Up[/] in {elapsed:.0f}s (changed: {', '.join(result.changed)})."
+        )
     else:
-        ctx.console.print(f"\n[green]Everything was already up; nothing changed[/] ({elapsed:.1f}s).")
+        ctx.console.print(
+            f"\n[green]Everything was already up; nothing changed[/] ({elapsed:.1f}s)."
+        )
     if not services or "airflow" in services:
         user, password = platform.airflow.admin_credentials()
         ctx.console.print(f"Airflow web UI: {platform.airflow.url}  login: {user} / {password}")
@@ -94,7 +98,9 @@ def _check_names(platform, services: tuple[str, ...]) -> None:  # type: ignore[n
     known = [s.name for s in platform.services]
     unknown = [name for name in services if name not in known]
     if unknown:
-        raise click.BadParameter(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise click.BadParameter(
+            f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
 
 
 def _print_table(ctx: Context, statuses) -> None:  # type: ignore[no-untyped-def]
@@ -104,8 +110,14 @@ def _print_table(ctx: Context, statuses) -> None:  # type: ignore[no-untyped-def
         table.add_column(column)
     for s in statuses:
         color = colors[s.health.value]
-        table.add_row(s.name, s.state.value, f"[{color}]{s.health.value}[/]", s.address,
-                      str(s.pid or ""), s.detail)
+        table.add_row(
+            s.name,
+            s.state.value,
+            f"[{color}]{s.health.value}[/]",
+            s.address,
+            str(s.pid or ""),
+            s.detail,
+        )
     ctx.console.print(table)
 
 

@@ -16,7 +16,10 @@ def validate(ctx: Context) -> None:
     any is found."""
     loaded = ctx.loaded()
     envs = ", ".join(loaded.config.environments)
-    ctx.console.print(f"[green]ok[/] {loaded.document.source}: project {loaded.config.project!r}, environments {envs}")
+    source = loaded.document.source
+    ctx.console.print(
+        f"[green]ok[/] {source}: project {loaded.config.project!r}, environments {envs}"
+    )
 
 
 def register(group: click.Group) -> None:

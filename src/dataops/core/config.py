@@ -156,7 +156,9 @@ class ProjectConfig(_Strict):
 
     @field_validator("environments")
     @classmethod
-    def _known_environments(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+    def _known_environments(
+        cls, value: dict[str, EnvironmentConfig]
+    ) -> dict[str, EnvironmentConfig]:
         missing = [name for name in ENV_NAMES if name not in value]
         if missing:
             raise ValueError(f"missing environment(s): {', '.join(missing)}")
@@ -308,9 +310,9 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """`loc` without pydantic's union branch names: only the parts present in the data."""
     path: list[Any] = []
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        ):
             data = data[part]
         else:
             continue

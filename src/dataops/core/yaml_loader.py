@@ -15,7 +15,6 @@ returns alias graphs whose expansion is exponential (the "billion laughs" file).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,9 @@ def _error(source: str, mark: Any, message: str, instruction: str | None = None)
     return ConfigError(f"{where}: {message}", instruction)
 
 
-def load_yaml_file(path: Path, limits: Limits = DEFAULT_LIMITS, *, display: str | None = None) -> YamlDocument:
+def load_yaml_file(
+    path: Path, limits: Limits = DEFAULT_LIMITS, *, display: str | None = None
+) -> YamlDocument:
     """Load one YAML file; every problem is a ConfigError naming the file (and line)."""
     source = display or str(path)
     try:
@@ -204,7 +205,7 @@ class _Builder:
                 frame.data = {**frame.merged, **frame.data}
             if frame.anchor is not None:
                 self.anchors[frame.anchor] = (frame.data, frame.size)
-            self._attach(frame.data, frame.size, event.start_mark, counted=True)
+            self._attach(frame.data, frame.size, event.start_mark)
         elif isinstance(event, yaml.ScalarEvent):
             self._scalar(event)
         elif isinstance(event, yaml.AliasEvent):
@@ -214,7 +215,7 @@ class _Builder:
             if self._expects_key():
                 raise self._err(event.start_mark, "an alias cannot be used as a key")
             self._count(size, event.start_mark)
-            self._attach(value, size, event.start_mark, counted=False, is_alias=True)
+            self._attach(value, size, event.start_mark)
 
     def _start(self, event: Any) -> None:
         is_map = isinstance(event, yaml.MappingStartEvent)
@@ -238,17 +239,18 @@ class _Builder:
         if tag in (None, "!"):
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if self._expects_key():
-            self._key(event, tag)
+            self._key(event, tag or "")
             return
         if tag not in _ALLOWED_SCALAR_TAGS:
             raise _tag_error(self.doc.source, event.start_mark, tag)
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        start: Any = event.start_mark  # libyaml's Mark type differs; same fields
+        node = yaml.ScalarNode(tag, event.value, start, start, event.style)
         value = self.loader.yaml_constructors[tag](self.loader, node)
         self._count(1, event.start_mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         self.doc.value_marks.setdefault(self._child_path(), Mark.of(event.start_mark))
-        self._attach(value, 1, event.start_mark, counted=True)
+        self._attach(value, 1, event.start_mark)
 
     def _key(self, event: yaml.ScalarEvent, tag: str) -> None:
         frame = self.stack[-1]
@@ -271,7 +273,11 @@ class _Builder:
 
     # -- helpers -------------------------------------------------------------------------------
     def _expects_key(self) -> bool:
-        return bool(self.stack) and isinstance(self.stack[-1].data, dict) and self.stack[-1].key is None
+        return (
+            bool(self.stack)
+            and isinstance(self.stack[-1].data, dict)
+            and self.stack[-1].key is None
+        )
 
     def _child_path(self) -> Path_:
         if not self.stack:
@@ -291,7 +297,7 @@ class _Builder:
                 "write the values out or use fewer nested aliases",
             )
 
-    def _attach(self, value: Any, size: int, mark: Any, *, counted: bool, is_alias: bool = False) -> None:
+    def _attach(self, value: Any, size: int, mark: Any) -> None:
         if not self.stack:
             self.doc.data = value
             return

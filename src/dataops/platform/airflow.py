@@ -1,4 +1,4 @@
-"""Airflow 3: api-server (web UI), scheduler, dag-processor and triggerer on the Postgres metadata DB."""
+"""Airflow 3: api-server (web UI), scheduler, dag-processor, triggerer; metadata DB in Postgres."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 JWT_SECRET_ENV = "DATAOPS_AIRFLOW_JWT_SECRET"
 API_SECRET_ENV = "DATAOPS_AIRFLOW_SECRET_KEY"
 # The health endpoint's names for the components it reports on.
-_HEALTH_KEYS = {"metadatabase": "metadatabase", "scheduler": "scheduler",
-                "triggerer": "triggerer", "dag_processor": "dag-processor"}
+_HEALTH_KEYS = {
+    "metadatabase": "metadatabase",
+    "scheduler": "scheduler",
+    "triggerer": "triggerer",
+    "dag_processor": "dag-processor",
+}
 
 
 def host_parallelism() -> int:
@@ -35,7 +39,9 @@ def host_parallelism() -> int:
 class Airflow(Service):
     name = "airflow"
 
-    def __init__(self, loaded: LoadedConfig, state: StateDir, secrets: LocalSecrets, postgres: Postgres) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, state: StateDir, secrets: LocalSecrets, postgres: Postgres
+    ) -> None:
         self.loaded = loaded
         self.state = state
         self.secrets = secrets
@@ -44,7 +50,10 @@ class Airflow(Service):
         self.home = state.airflow_home
         self.url = f"http://127.0.0.1:{self.settings.port}"
         self.log_path = str(state.logs)
-        self.password_env = next(iter(loaded.config.environments.values())).airflow.password_env or "DATAOPS_AIRFLOW_PASSWORD"
+        first = next(iter(loaded.config.environments))
+        self.password_env = (
+            loaded.config.environments[first].airflow.password_env or "DATAOPS_AIRFLOW_PASSWORD"
+        )
         bindir = Path(sys.executable).parent
         self.program = bindir / "airflow"
         self.env = {
@@ -71,11 +80,10 @@ class Airflow(Service):
         return host_parallelism() if value == "auto" else int(value)
 
     def admin_credentials(self) -> tuple[str, str]:
-        return self.settings.admin_user, self.secrets.values()[self.password_env]
+        return self.settings.admin_user, self.secrets.require(self.password_env)
 
     # -- files ---------------------------------------------------------------------------------
     def render_config(self) -> str:
-        values = self.secrets.values()
         pg = self.loaded.config.platform.postgres
         sql_alchemy = (
             f"postgresql+psycopg2://{self.postgres.role}:{self.postgres.password()}"
@@ -102,10 +110,10 @@ host = 127.0.0.1
 port = {self.settings.port}
 workers = 1
 base_url = {self.url}
-secret_key = {values[API_SECRET_ENV]}
+secret_key = {self.secrets.require(API_SECRET_ENV)}
 
 [api_auth]
-jwt_secret = {values[JWT_SECRET_ENV]}
+jwt_secret = {self.secrets.require(JWT_SECRET_ENV)}
 
 [dag_processor]
 parsing_processes = 1
@@ -123,25 +131,35 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         self.home.mkdir(parents=True, exist_ok=True)
         changed = atomic_write(self.home / "airflow.cfg", self.render_config(), 0o600)
         user, password = self.admin_credentials()
-        changed |= atomic_write(self.home / "passwords.json", json.dumps({user: password}) + "\n", 0o600)
+        changed |= atomic_write(
+            self.home / "passwords.json", json.dumps({user: password}) + "\n", 0o600
+        )
         return changed
 
     def _migrate(self, report: Report) -> bool:
         from importlib.metadata import version
 
         stamp = self.home / ".migrated"
-        key = hashlib.sha256(f"{version('apache-airflow')}\n{self.render_config()}".encode()).hexdigest()
+        key = hashlib.sha256(
+            f"{version('apache-airflow')}\n{self.render_config()}".encode()
+        ).hexdigest()
         if stamp.exists() and stamp.read_text().strip() == key:
             return False
         report("migrating the Airflow metadata database (first run takes about a minute)")
         log = self.state.log("airflow-db-migrate")
         with log.open("ab") as handle:
             result = subprocess.run(
-                [str(self.program), "db", "migrate"], env=self.env, stdout=handle,
-                stderr=subprocess.STDOUT, check=False, cwd=self.loaded.root,
+                [str(self.program), "db", "migrate"],
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+                cwd=self.loaded.root,
             )
         if result.returncode != 0:
-            raise NotReadyError("airflow db migrate failed", "read the log and run `dataops up` again", log=str(log))
+            raise NotReadyError(
+                "airflow db migrate failed", "read the log and run `dataops up` again", log=str(log)
+            )
         atomic_write(stamp, key + "\n")
         return True
 
@@ -151,7 +169,9 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         running = [name for name, pid in pids.items() if pid]
         address = self.url
         if not running:
-            return ServiceStatus(self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path)
+            return ServiceStatus(
+                self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path
+            )
         components: dict[str, dict[str, object]] = {
             name: {"pid": pid, "state": "running" if pid else "stopped", "health": "unknown"}
             for name, pid in pids.items()
@@ -169,9 +189,20 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         except (httpx.HTTPError, ValueError) as exc:
             problems.append(f"api-server does not answer ({type(exc).__name__})")
         health = Health.UNHEALTHY if problems else Health.HEALTHY
-        detail = "; ".join(problems) if problems else f"web UI {self.url} (LocalExecutor, parallelism {self.parallelism})"
+        detail = (
+            "; ".join(problems)
+            if problems
+            else f"web UI {self.url} (LocalExecutor, parallelism {self.parallelism})"
+        )
         return ServiceStatus(
-            self.name, State.RUNNING, health, address, pids["api-server"], detail, self.log_path, components
+            self.name,
+            State.RUNNING,
+            health,
+            address,
+            pids["api-server"],
+            detail,
+            self.log_path,
+            components,
         )
 
     def up(self, report: Report) -> bool:

@@ -30,13 +30,20 @@ class BaseImage:
 
 
 def _docker(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=timeout, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=timeout, **kwargs
+    )  # type: ignore[call-overload]
 
 
 def inspect(name: str) -> tuple[str, str] | None:
     """(image id, source label) of a local image, or None."""
-    result = _docker("image", "inspect", "--format",
-                     f'{{{{.Id}}}} {{{{index .Config.Labels "{SOURCE_LABEL}"}}}}', name)
+    result = _docker(
+        "image",
+        "inspect",
+        "--format",
+        f'{{{{.Id}}}} {{{{index .Config.Labels "{SOURCE_LABEL}"}}}}',
+        name,
+    )
     if result.returncode != 0:
         return None
     image_id, _, source = result.stdout.strip().partition(" ")
@@ -53,13 +60,17 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
             continue
         for line in text.splitlines():
             line = line.strip()
-            match = re.match(r"^URIs:\s*(\S+)", line) or re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
+            match = re.match(r"^URIs:\s*(\S+)", line) or re.match(
+                r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", line
+            )
             if match and "/debian" in match.group(1) and "security" not in match.group(1):
                 return match.group(1).rstrip("/")
     return "http://deb.debian.org/debian"
 
 
-def ensure_base_image(config: BaseImageConfig, state: StateDir, report: Report, *, force: bool = False) -> BaseImage:
+def ensure_base_image(
+    config: BaseImageConfig, state: StateDir, report: Report, *, force: bool = False
+) -> BaseImage:
     existing = inspect(config.name)
     if existing and not force:
         return BaseImage(config.name, existing[0], existing[1], changed=False)
@@ -71,8 +82,10 @@ def ensure_base_image(config: BaseImageConfig, state: StateDir, report: Report, 
             # Re-label on top of the pulled image so `inspect` can tell where it came from.
             build = subprocess.run(
                 ["docker", "build", "--network", "host", "-t", config.name, "-"],
-                input=f"FROM {config.upstream}\nLABEL {SOURCE_LABEL}=\"{source}\"\n",
-                capture_output=True, text=True, check=False,
+                input=f'FROM {config.upstream}\nLABEL {SOURCE_LABEL}="{source}"\n',
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if build.returncode == 0:
                 image = inspect(config.name)
@@ -93,8 +106,14 @@ def _bootstrap(config: BaseImageConfig, state: StateDir, report: Report) -> Base
         shutil.rmtree(rootfs)
     report(f"debootstrap {config.suite} from {mirror} (about a minute)")
     started = time.monotonic()
-    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(config.packages)}",
-            config.suite, str(rootfs), mirror]
+    argv = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(config.packages)}",
+        config.suite,
+        str(rootfs),
+        mirror,
+    ]
     with log.open("ab") as handle:
         result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
@@ -112,14 +131,26 @@ def _bootstrap(config: BaseImageConfig, state: StateDir, report: Report) -> Base
             target.mkdir(parents=True)
     source = f"debootstrap:{config.suite}@{mirror}"
     report(f"importing the root filesystem as {config.name}")
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+    tar = subprocess.Popen(
+        ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+    )
     imported = subprocess.run(
-        ["docker", "import",
-         "--change", f'LABEL {SOURCE_LABEL}="{source}"',
-         "--change", 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-         "--change", 'CMD ["bash"]',
-         "-", config.name],
-        stdin=tar.stdout, capture_output=True, text=True, check=False,
+        [
+            "docker",
+            "import",
+            "--change",
+            f'LABEL {SOURCE_LABEL}="{source}"',
+            "--change",
+            "ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--change",
+            'CMD ["bash"]',
+            "-",
+            config.name,
+        ],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if tar.stdout:
         tar.stdout.close()

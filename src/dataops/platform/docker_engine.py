@@ -40,11 +40,18 @@ class DockerEngine(Service):
     def __init__(self, state: StateDir) -> None:
         self.state = state
         self.log_path = str(state.log("dockerd"))
-        dockerd = shutil.which("dockerd", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        dockerd = shutil.which(
+            "dockerd", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        )
         self.process = ManagedProcess(
             name="dockerd",
-            argv=[dockerd or "dockerd", "--host", f"unix://{DOCKER_SOCKET}",
-                  "--pidfile", str(state.run / "dockerd.self.pid")],
+            argv=[
+                dockerd or "dockerd",
+                "--host",
+                f"unix://{DOCKER_SOCKET}",
+                "--pidfile",
+                str(state.run / "dockerd.self.pid"),
+            ],
             pidfile=state.pidfile("dockerd"),
             log=state.log("dockerd"),
         )
@@ -56,9 +63,13 @@ class DockerEngine(Service):
         if version is None:
             state = State.RUNNING if pid else State.STOPPED
             health = Health.UNHEALTHY if pid else Health.UNKNOWN
-            return ServiceStatus(self.name, state, health, address, pid, "engine does not answer", self.log_path)
+            return ServiceStatus(
+                self.name, state, health, address, pid, "engine does not answer", self.log_path
+            )
         state = State.RUNNING if pid else State.EXTERNAL
-        return ServiceStatus(self.name, state, Health.HEALTHY, address, pid, f"engine {version}", self.log_path)
+        return ServiceStatus(
+            self.name, state, Health.HEALTHY, address, pid, f"engine {version}", self.log_path
+        )
 
     def up(self, report: Report) -> bool:
         if engine_answers() is not None:
@@ -77,7 +88,8 @@ class DockerEngine(Service):
         while engine_answers() is None:
             if self.process.exited_early() or time.monotonic() > deadline:
                 raise NotReadyError(
-                    "dockerd did not start", "read the log, fix the cause, run `dataops up` again",
+                    "dockerd did not start",
+                    "read the log, fix the cause, run `dataops up` again",
                     log=self.log_path,
                 )
             time.sleep(0.3)

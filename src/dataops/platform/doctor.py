@@ -8,7 +8,14 @@ from pathlib import Path
 
 from dataops.core.config import LoadedConfig
 from dataops.platform.docker_engine import engine_answers
-from dataops.platform.host import apt_install_command, find_program, free_disk_bytes, port_holder, port_is_free, requirements
+from dataops.platform.host import (
+    apt_install_command,
+    find_program,
+    free_disk_bytes,
+    port_holder,
+    port_is_free,
+    requirements,
+)
 from dataops.platform.local import LocalPlatform
 
 MIN_FREE_DISK = 10 * 1024**3
@@ -28,32 +35,53 @@ class Check:
 def run_checks(loaded: LoadedConfig) -> list[Check]:
     checks: list[Check] = []
     version = sys.version_info
-    checks.append(Check(
-        "python", version >= (3, 11), f"{sys.executable} {version.major}.{version.minor}.{version.micro}",
-        "install Python 3.11 or newer",
-    ))
+    checks.append(
+        Check(
+            "python",
+            version >= (3, 11),
+            f"{sys.executable} {version.major}.{version.minor}.{version.micro}",
+            "install Python 3.11 or newer",
+        )
+    )
     airflow = Path(sys.executable).parent / "airflow"
-    checks.append(Check(
-        "python packages", airflow.exists(),
-        f"Airflow, dbt, sqlfluff in {Path(sys.prefix)}" if airflow.exists() else f"no airflow in {Path(sys.prefix)}",
-        "make setup   (creates .venv from requirements.lock)",
-    ))
+    checks.append(
+        Check(
+            "python packages",
+            airflow.exists(),
+            f"Airflow, dbt, sqlfluff in {Path(sys.prefix)}"
+            if airflow.exists()
+            else f"no airflow in {Path(sys.prefix)}",
+            "make setup   (creates .venv from requirements.lock)",
+        )
+    )
     for req in requirements():
         where = find_program(req)
-        checks.append(Check(
-            req.name, where is not None, where or f"not found (Debian package {req.package})",
-            apt_install_command([req.package]),
-        ))
+        checks.append(
+            Check(
+                req.name,
+                where is not None,
+                where or f"not found (Debian package {req.package})",
+                apt_install_command([req.package]),
+            )
+        )
     version_text = engine_answers()
-    checks.append(Check(
-        "docker engine", version_text is not None,
-        f"answers on /var/run/docker.sock (engine {version_text})" if version_text else "does not answer",
-        "dataops up   (starts dockerd as root)",
-    ))
+    checks.append(
+        Check(
+            "docker engine",
+            version_text is not None,
+            f"answers on /var/run/docker.sock (engine {version_text})"
+            if version_text
+            else "does not answer",
+            "dataops up   (starts dockerd as root)",
+        )
+    )
     platform = LocalPlatform(loaded)
     ours = {s.address: s for s in platform.status()}
     ports = [("postgres", loaded.config.platform.postgres.port, "platform.postgres.port")]
-    ports += [(r.name, r.config.port, f"environments.{r.env_name}.registry.address") for r in platform.registries]
+    ports += [
+        (r.name, r.config.port, f"environments.{r.env_name}.registry.address")
+        for r in platform.registries
+    ]
     ports.append(("airflow", loaded.config.platform.airflow.port, "platform.airflow.port"))
     for name, port, key in ports:
         if port_is_free(port):
@@ -61,17 +89,28 @@ def run_checks(loaded: LoadedConfig) -> list[Check]:
             continue
         service = next((s for s in ours.values() if s.name == name), None)
         if service is not None and service.pid:
-            checks.append(Check(f"port {port}", True, f"held by dataops' own {name} (pid {service.pid})"))
+            checks.append(
+                Check(f"port {port}", True, f"held by dataops' own {name} (pid {service.pid})")
+            )
             continue
         holder = port_holder(port)
         who = f"pid {holder[0]}: {holder[1][:80]}" if holder else "an unknown process"
-        checks.append(Check(
-            f"port {port}", False, f"needed by {name}, in use by {who}",
-            f"stop {'pid ' + str(holder[0]) if holder else 'that process'}, or change {key} in dataops.yml",
-        ))
+        checks.append(
+            Check(
+                f"port {port}",
+                False,
+                f"needed by {name}, in use by {who}",
+                f"stop {f'pid {holder[0]}' if holder else 'that process'}, "
+                f"or change {key} in dataops.yml",
+            )
+        )
     free = free_disk_bytes(platform.state.root)
-    checks.append(Check(
-        "disk", free >= MIN_FREE_DISK, f"{free / 1024**3:.1f} GiB free at {platform.state.root}",
-        f"free at least {MIN_FREE_DISK // 1024**3} GiB (images, the warehouse and logs live there)",
-    ))
+    checks.append(
+        Check(
+            "disk",
+            free >= MIN_FREE_DISK,
+            f"{free / 1024**3:.1f} GiB free at {platform.state.root}",
+            f"free at least {MIN_FREE_DISK // 1024**3} GiB (images, warehouse, logs live there)",
+        )
+    )
     return checks

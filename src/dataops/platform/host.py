@@ -158,7 +158,9 @@ def grant_traverse(path: Path, user: str) -> list[Path]:
         if not folder.exists():
             break
         check = subprocess.run(
-            ["runuser", "-u", user, "--", "test", "-x", str(folder)], capture_output=True, check=False
+            ["runuser", "-u", user, "--", "test", "-x", str(folder)],
+            capture_output=True,
+            check=False,
         )
         if check.returncode == 0:
             continue

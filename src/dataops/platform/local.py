@@ -30,11 +30,11 @@ class LocalPlatform:
         self.secrets = LocalSecrets(self.state)
         self.postgres = Postgres(loaded, self.state, self.secrets)
         self.docker = DockerEngine(self.state)
-        local = {
-            name: env for name, env in loaded.config.environments.items()
+        self.registries = [
+            Registry(loaded, name, self.state, self.secrets)
+            for name, env in loaded.config.environments.items()
             if env.registry.host in ("127.0.0.1", "localhost")
-        }
-        self.registries = [Registry(name, env, self.state, self.secrets) for name, env in local.items()]
+        ]
         self.airflow = Airflow(loaded, self.state, self.secrets, self.postgres)
 
     @property
@@ -48,7 +48,12 @@ class LocalPlatform:
         raise KeyError(name)
 
     def secret_names(self) -> list[str]:
-        names: list[str] = [HTTP_SECRET_ENV, JWT_SECRET_ENV, API_SECRET_ENV, self.airflow.password_env]
+        names: list[str] = [
+            HTTP_SECRET_ENV,
+            JWT_SECRET_ENV,
+            API_SECRET_ENV,
+            self.airflow.password_env,
+        ]
         for env in self.loaded.config.environments.values():
             names.append(env.warehouse.password_env)
             if env.registry.password_env:
@@ -60,8 +65,14 @@ class LocalPlatform:
     def status(self) -> list[ServiceStatus]:
         return [service.status() for service in self.services]
 
-    def up(self, report: Report, *, only: list[str] | None = None, install: bool = True,
-           base_image: bool = True) -> UpResult:
+    def up(
+        self,
+        report: Report,
+        *,
+        only: list[str] | None = None,
+        install: bool = True,
+        base_image: bool = True,
+    ) -> UpResult:
         self.state.ensure()
         if install:
             missing = missing_packages()
@@ -75,7 +86,9 @@ class LocalPlatform:
                 continue
             if service is self.airflow and base_image and not only:
                 # The base image before Airflow, so DAG runs never wait for it.
-                image = ensure_base_image(self.loaded.config.platform.base_image, self.state, report)
+                image = ensure_base_image(
+                    self.loaded.config.platform.base_image, self.state, report
+                )
                 if image.changed:
                     changed.append("base-image")
             if service.up(report):

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from dataops.core.config import LoadedConfig
-from dataops.errors import NotReadyError
+from dataops.errors import ConfigError, NotReadyError
 from dataops.platform.host import grant_traverse, is_root, port_holder, port_is_free
 from dataops.platform.process import process_alive
 from dataops.platform.service import Health, Report, Service, ServiceStatus, State
@@ -21,7 +21,9 @@ SOCKET_DIR = "/tmp"  # upstream PostgreSQL's default; short enough for any check
 
 
 def postgres_bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4])
+    )
     if not found:
         raise NotReadyError(
             "PostgreSQL is not installed", "apt-get install -y --no-install-recommends postgresql"
@@ -43,15 +45,19 @@ class Postgres(Service):
         env = loaded.config.environments
         self.databases = sorted({e.warehouse.database for e in env.values()})
         self.databases.append(loaded.config.platform.postgres.airflow_database)
-        self.role = next(iter(env.values())).warehouse.user
-        self.password_env = next(iter(env.values())).warehouse.password_env
+        first = next(iter(env))
+        self.role = env[first].warehouse.user
+        self.password_env = env[first].warehouse.password_env
+        self._password_path = ("environments", first, "warehouse", "password_env")
 
     # -- helpers -------------------------------------------------------------------------------
     def _as_owner(self, argv: list[str]) -> list[str]:
         return ["runuser", "-u", self.user, "--", *argv] if self.user else argv
 
     def _run(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self._as_owner(argv), capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+        return subprocess.run(
+            self._as_owner(argv), capture_output=True, text=True, check=False, **kwargs
+        )  # type: ignore[call-overload]
 
     def _pid(self) -> int | None:
         try:
@@ -61,21 +67,41 @@ class Postgres(Service):
         return pid if process_alive(pid) else None
 
     def password(self) -> str:
-        return self.secrets.values()[self.password_env]
+        return self.loaded.resolve_secret(self._password_path, self.secrets.values())
 
     def dsn(self, database: str) -> str:
         return psycopg.conninfo.make_conninfo(
-            host="127.0.0.1", port=self.port, dbname=database, user=self.role, password=self.password()
+            host="127.0.0.1",
+            port=self.port,
+            dbname=database,
+            user=self.role,
+            password=self.password(),
         )
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         result = self._run(
-            [str(postgres_bindir() / "psql"), "-h", SOCKET_DIR, "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"],
+            [
+                str(postgres_bindir() / "psql"),
+                "-h",
+                SOCKET_DIR,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-f",
+                "-",
+            ],
             input=sql,  # on stdin, so passwords never show in the process list
         )
         if result.returncode != 0:
-            raise NotReadyError(f"postgres: {sql.split()[0]} failed: {result.stderr.strip()}", log=self.log_path)
+            raise NotReadyError(
+                f"postgres: {sql.split()[0]} failed: {result.stderr.strip()}", log=self.log_path
+            )
         return result.stdout.strip()
 
     # -- service -------------------------------------------------------------------------------
@@ -83,17 +109,26 @@ class Postgres(Service):
         pid = self._pid()
         address = f"127.0.0.1:{self.port}"
         if pid is None:
-            return ServiceStatus(self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path)
+            return ServiceStatus(
+                self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path
+            )
         try:
             for database in self.databases:
                 with psycopg.connect(self.dsn(database), connect_timeout=3) as conn:
                     conn.execute("select 1")
-        except (psycopg.Error, KeyError) as exc:
+        except (psycopg.Error, ConfigError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return ServiceStatus(self.name, State.RUNNING, Health.UNHEALTHY, address, pid, detail, self.log_path)
+            return ServiceStatus(
+                self.name, State.RUNNING, Health.UNHEALTHY, address, pid, detail, self.log_path
+            )
         return ServiceStatus(
-            self.name, State.RUNNING, Health.HEALTHY, address, pid,
-            f"databases: {', '.join(self.databases)}", self.log_path,
+            self.name,
+            State.RUNNING,
+            Health.HEALTHY,
+            address,
+            pid,
+            f"databases: {', '.join(self.databases)}",
+            self.log_path,
         )
 
     def up(self, report: Report) -> bool:
@@ -109,8 +144,17 @@ class Postgres(Service):
                 )
             report(f"starting PostgreSQL on 127.0.0.1:{self.port}")
             result = self._run(
-                [str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "-l", self.log_path,
-                 "-w", "-t", "120", "start"],
+                [
+                    str(postgres_bindir() / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    self.log_path,
+                    "-w",
+                    "-t",
+                    "120",
+                    "start",
+                ],
             )
             if result.returncode != 0:
                 raise NotReadyError(
@@ -129,9 +173,13 @@ class Postgres(Service):
         if self._pid() is None:
             return False
         report("stopping PostgreSQL")
-        result = self._run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+        result = self._run(
+            [str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        )
         if result.returncode != 0:
-            raise NotReadyError(f"PostgreSQL did not stop: {result.stderr.strip()}", log=self.log_path)
+            raise NotReadyError(
+                f"PostgreSQL did not stop: {result.stderr.strip()}", log=self.log_path
+            )
         return True
 
     # -- setup steps ---------------------------------------------------------------------------
@@ -151,8 +199,18 @@ class Postgres(Service):
             shutil.rmtree(scratch)
         report("initializing the PostgreSQL cluster")
         result = self._run(
-            [str(postgres_bindir() / "initdb"), "-D", str(scratch), "-U", "postgres", "-E", "UTF8",
-             "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256"],
+            [
+                str(postgres_bindir() / "initdb"),
+                "-D",
+                str(scratch),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ],
         )
         if result.returncode != 0:
             raise NotReadyError(f"initdb failed: {result.stderr.strip()}", log=self.log_path)

@@ -82,7 +82,7 @@ class ManagedProcess:
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(self.argv)}\n".encode())
+            log.write(f"\n--- {time.strftime('%FT%T')} start: {' '.join(self.argv)}\n".encode())
             log.flush()
             self._popen = subprocess.Popen(
                 list(self.argv),

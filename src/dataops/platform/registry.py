@@ -9,8 +9,8 @@ import bcrypt
 import httpx
 import yaml
 
-from dataops.core.config import EnvironmentConfig, RegistryAuth
-from dataops.errors import NotReadyError
+from dataops.core.config import LoadedConfig, RegistryAuth
+from dataops.errors import DataOpsError, NotReadyError
 from dataops.platform.host import port_holder, port_is_free
 from dataops.platform.process import ManagedProcess
 from dataops.platform.service import Health, Report, Service, ServiceStatus, State
@@ -20,8 +20,12 @@ HTTP_SECRET_ENV = "DATAOPS_REGISTRY_HTTP_SECRET"
 
 
 class Registry(Service):
-    def __init__(self, env_name: str, env: EnvironmentConfig, state: StateDir, secrets: LocalSecrets) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, env_name: str, state: StateDir, secrets: LocalSecrets
+    ) -> None:
+        self.loaded = loaded
         self.env_name = env_name
+        env = loaded.config.environments[env_name]
         self.config = env.registry
         self.name = f"registry-{env_name}"
         self.secrets = secrets
@@ -39,13 +43,16 @@ class Registry(Service):
         if self.config.auth is RegistryAuth.NONE:
             return None
         assert self.config.username and self.config.password_env
-        return self.config.username, self.secrets.values()[self.config.password_env]
+        path = ("environments", self.env_name, "registry", "password_env")
+        return self.config.username, self.loaded.resolve_secret(path, self.secrets.values())
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
         address = self.config.address
         if pid is None:
-            return ServiceStatus(self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path)
+            return ServiceStatus(
+                self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path
+            )
         health, detail = self._probe()
         return ServiceStatus(self.name, State.RUNNING, health, address, pid, detail, self.log_path)
 
@@ -57,12 +64,16 @@ class Registry(Service):
                 creds = self.credentials()
                 if creds is None:
                     ok = anonymous.status_code == 200
-                    return (Health.HEALTHY if ok else Health.UNHEALTHY), f"GET /v2/ -> {anonymous.status_code}"
+                    return (
+                        Health.HEALTHY if ok else Health.UNHEALTHY
+                    ), f"GET /v2/ -> {anonymous.status_code}"
                 authed = client.get(url, auth=creds)
-        except (httpx.HTTPError, KeyError) as exc:
+        except (httpx.HTTPError, DataOpsError) as exc:
             return Health.UNHEALTHY, f"{type(exc).__name__}: {exc}"
         ok = anonymous.status_code == 401 and authed.status_code == 200
-        detail = f"anonymous -> {anonymous.status_code}, {creds[0]} -> {authed.status_code} (htpasswd)"
+        detail = (
+            f"anonymous -> {anonymous.status_code}, {creds[0]} -> {authed.status_code} (htpasswd)"
+        )
         return (Health.HEALTHY if ok else Health.UNHEALTHY), detail
 
     def _render(self) -> bool:
@@ -75,7 +86,7 @@ class Registry(Service):
             },
             "http": {
                 "addr": self.config.address,
-                "secret": self.secrets.values()[HTTP_SECRET_ENV],
+                "secret": self.secrets.require(HTTP_SECRET_ENV),
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
             "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
@@ -84,10 +95,14 @@ class Registry(Service):
         creds = self.credentials()
         if creds is not None:
             htpasswd = self.home / "htpasswd"
-            config["auth"] = {"htpasswd": {"realm": f"dataops-{self.env_name}", "path": str(htpasswd)}}
+            config["auth"] = {
+                "htpasswd": {"realm": f"dataops-{self.env_name}", "path": str(htpasswd)}
+            }
             changed |= _write_htpasswd(htpasswd, *creds)
         (self.home / "data").mkdir(parents=True, exist_ok=True)
-        text = "# Written by `dataops up` from dataops.yml.\n" + yaml.safe_dump(config, sort_keys=False)
+        text = "# Written by `dataops up` from dataops.yml.\n" + yaml.safe_dump(
+            config, sort_keys=False
+        )
         return atomic_write(self.home / "config.yml", text, 0o600) | changed
 
     def up(self, report: Report) -> bool:

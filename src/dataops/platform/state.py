@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataops.core.config import LoadedConfig
+from dataops.errors import NotReadyError
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,22 @@ class LocalSecrets:
     def values(self) -> dict[str, str]:
         return {**read_env_file(self.state.secrets_file), **dict(self.environ)}
 
+    def require(self, name: str) -> str:
+        """A generated platform secret (not named in dataops.yml), or a clear error."""
+        value = self.values().get(name)
+        if not value:
+            raise NotReadyError(
+                f"secret {name} is not set and not in {self.state.secrets_file}",
+                "run `dataops up` (it generates the local platform's secrets)",
+            )
+        return value
+
     def ensure(self, names: Iterable[str]) -> list[str]:
         """Generate the missing secrets; returns the names it generated."""
         stored = read_env_file(self.state.secrets_file)
-        generated = [n for n in dict.fromkeys(names) if not self.environ.get(n) and not stored.get(n)]
+        generated = [
+            n for n in dict.fromkeys(names) if not self.environ.get(n) and not stored.get(n)
+        ]
         if generated:
             for name in generated:
                 stored[name] = secrets.token_urlsafe(32)

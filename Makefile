@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+VENV := .venv
+DATAOPS := $(VENV)/bin/dataops
+
+.PHONY: help setup up demo test unit lint down status
+
+help:
+	@echo "make demo   set up the host, bring up the platform, print the web UI address and login"
+	@echo "make test   set up the host, bring up the platform, run the whole test suite"
+	@echo "make setup  only install Debian packages and the .venv (infra/bootstrap.sh)"
+	@echo "make down   stop the platform (data kept)"
+
+setup:
+	bash infra/bootstrap.sh
+
+up: setup
+	$(DATAOPS) up
+
+demo: up
+	@echo
+	@echo "The platform is up. Open the Airflow web UI with the address and login printed above."
+	@echo "Status: $(DATAOPS) status    Stop: $(DATAOPS) down"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests dags
+	$(VENV)/bin/ruff format --check src tests dags
+	$(VENV)/bin/mypy
+
+test: up lint
+	$(VENV)/bin/python -m pytest
+
+down:
+	$(DATAOPS) down
+
+status:
+	$(DATAOPS) status

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what dataops needs on a Debian or Ubuntu host, idempotently:
+#   1. the Debian packages listed in src/dataops/platform/apt-packages.txt (plus python3-venv),
+#      with services kept from auto-starting (dataops starts and owns them);
+#   2. the virtualenv .venv with the exact versions of requirements.lock (installed with uv),
+#      and the dataops package itself (editable).
+# Run as root or with sudo. Interrupted? Run it again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap: run as root (or install sudo)" >&2; exit 3; }
+  SUDO="sudo"
+fi
+say() { printf '\033[2m·\033[0m %s\n' "$*" >&2; }
+
+# -- 1. Debian packages --------------------------------------------------------------------------
+need=()
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v make >/dev/null || need+=(make)
+command -v curl >/dev/null || need+=(curl)
+while read -r package program; do
+  case "$package" in ''|'#'*) continue ;; esac
+  # shellcheck disable=SC2086
+  if ! ls $program >/dev/null 2>&1; then need+=("$package"); fi
+done < src/dataops/platform/apt-packages.txt
+
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    # Keep maintainer scripts from starting a system postgres/registry/dockerd on our ports.
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  trap 'if [ -n "$added_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi' EXIT
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+else
+  say "Debian packages: all present"
+fi
+
+# -- 2. Python virtualenv ------------------------------------------------------------------------
+if ! .venv/bin/python -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  say "creating .venv with $(python3 --version)"
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  uv_pin=$(grep -E '^uv==' requirements.lock | head -n 1)
+  say "installing ${uv_pin} into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "${uv_pin}"
+fi
+say "syncing .venv with requirements.lock"
+.venv/bin/uv pip sync -q --python .venv/bin/python requirements.lock
+.venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
+say "ready: .venv/bin/dataops ($(.venv/bin/dataops --version))"

@@ -1,0 +1,113 @@
+"""`dataops doctor` and the errors a person sees, through the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_dataops
+from tests.unit.core.test_yaml_loader import billion_laughs
+
+
+def held_port() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def config_copy(tmp_path: Path, replace: dict[str, str]) -> Path:
+    text = (ROOT / "dataops.yml").read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "dataops.yml"
+    path.write_text(text)
+    return path
+
+
+def test_doctor_reports_a_missing_program_with_its_fix(tmp_path: Path) -> None:
+    # A PATH on which every required program but docker-registry can be found.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("skopeo", "setfacl", "git", "docker"):
+        found = shutil.which(name)
+        if found:
+            (bindir / name).symlink_to(found)
+    result = run_dataops("doctor", env={"PATH": str(bindir)})
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "docker-registry  MISSING" in result.stdout
+    assert (
+        "docker-registry: apt-get install -y --no-install-recommends docker-registry"
+        in result.stdout
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_json_and_a_port_held_by_someone_else(tmp_path: Path) -> None:
+    with held_port() as sock:
+        port = sock.getsockname()[1]
+        config = config_copy(tmp_path, {"    port: 8080": f"    port: {port}"})
+        result = run_dataops(
+            "doctor", "--json", config=config, env={"DATAOPS_STATE_DIR": str(tmp_path / "state")}
+        )
+    assert result.returncode == 3
+    payload = json.loads(result.stdout)
+    check = next(c for c in payload["checks"] if c["check"] == f"port {port}")
+    assert not check["ok"]
+    assert f"pid {os.getpid()}" in check["detail"]
+    assert "platform.airflow.port" in check["fix"]
+    assert payload["ready"] is False
+
+
+def test_up_refuses_a_port_in_use_and_names_the_holder(tmp_path: Path) -> None:
+    with held_port() as sock:
+        port = sock.getsockname()[1]
+        config = config_copy(tmp_path, {"127.0.0.1:5001": f"127.0.0.1:{port}"})
+        result = run_dataops(
+            "up",
+            "registry-dev",
+            "--no-install",
+            config=config,
+            env={"DATAOPS_STATE_DIR": str(tmp_path / "state")},
+        )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"port 127.0.0.1:{port} is already in use by pid {os.getpid()}" in result.stderr
+    assert "environments.dev.registry.address" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("laughs", billion_laughs(), "billion laughs"),
+        ("deep", "version: " + "[" * 1100 + "]" * 1100 + "\n", "nesting is deeper than 64 levels"),
+        ("python", "version: !!python/object/apply:os.system ['true']\n", "is not allowed"),
+        (
+            "unknown",
+            (ROOT / "dataops.yml").read_text().replace("project:", "projekt:"),
+            "unknown key 'projekt'; did you mean 'project'?",
+        ),
+    ],
+)
+def test_bad_config_is_a_usage_error_never_a_traceback(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    path = tmp_path / "dataops.yml"
+    path.write_text(text)
+    result = run_dataops("validate", config=path, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert f"{path}:" in result.stderr or "dataops.yml:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_accepts_the_shipped_config() -> None:
+    result = run_dataops("validate")
+    assert result.returncode == 0, result.stderr
+    assert "environments dev, staging, prod" in result.stdout
