@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,11 +12,18 @@ from rich.console import Console
 from dataops.core.config import LoadedConfig, find_config, load_config
 
 
+def _console(stderr: bool = False) -> Console:
+    # Logs and CI are not terminals: rich would wrap tables at 80 columns there.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 150
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
 @dataclass
 class Context:
     config_path: Path | None = None
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=_console)
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     _loaded: LoadedConfig | None = None
 
     def loaded(self) -> LoadedConfig:

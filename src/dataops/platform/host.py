@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -99,6 +100,36 @@ def install_packages(packages: list[str], report: Report) -> None:
 
 def _apt(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+def ensure_python_packages(root: Path, report: Report) -> bool:
+    """Sync this interpreter's venv with the project's lock file when Airflow is missing from it.
+
+    `dataops` can run from an environment without the platform's packages (e.g. installed on its
+    own); the services need Airflow, dbt and sqlfluff next to it, at the locked versions.
+    """
+    bindir = Path(sys.executable).parent
+    if (bindir / "airflow").exists():
+        return False
+    lock = root / "requirements.lock"
+    uv = shutil.which("uv", path=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not lock.exists() or uv is None:
+        raise NotReadyError(
+            f"Airflow is not installed in {sys.prefix}",
+            "make setup   (creates .venv from requirements.lock), then use .venv/bin/dataops",
+        )
+    report(f"installing the locked Python packages into {sys.prefix} (uv pip sync)")
+    for argv in (
+        [uv, "pip", "sync", "-q", "--python", sys.executable, str(lock)],
+        [uv, "pip", "install", "-q", "--python", sys.executable, "--no-deps", "-e", str(root)],
+    ):
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise NotReadyError(
+                f"{' '.join(argv[:3])} failed: {result.stderr.strip()[-1500:]}",
+                "check that PyPI answers, then run `dataops up` again",
+            )
+    return True
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

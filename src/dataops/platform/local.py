@@ -8,7 +8,7 @@ from dataops.core.config import LoadedConfig
 from dataops.platform.airflow import API_SECRET_ENV, JWT_SECRET_ENV, Airflow
 from dataops.platform.base_image import BaseImage, ensure_base_image
 from dataops.platform.docker_engine import DockerEngine
-from dataops.platform.host import install_packages, missing_packages
+from dataops.platform.host import ensure_python_packages, install_packages, missing_packages
 from dataops.platform.postgres import Postgres
 from dataops.platform.registry import HTTP_SECRET_ENV, Registry
 from dataops.platform.service import Report, Service, ServiceStatus
@@ -78,6 +78,7 @@ class LocalPlatform:
             missing = missing_packages()
             if missing:
                 install_packages([req.package for req in missing], report)
+            ensure_python_packages(self.loaded.root, report)
         generated = self.secrets.ensure(self.secret_names())
         changed: list[str] = []
         image = None
