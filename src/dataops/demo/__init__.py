@@ -1,0 +1,1 @@
+"""Example data for the shipped pipelines."""

@@ -1,0 +1,82 @@
+"""`dataops-task`: the entry point of the task images (extract, load).
+
+Configuration comes from the environment, as a container's does:
+  DATAOPS_TASK_SPEC        the pipeline spec as JSON (the DAG passes it)
+  DATAOPS_INTERVAL_START   the data interval, ISO 8601 (Airflow's data_interval_start)
+  DATAOPS_INTERVAL_END
+  DATAOPS_DATA_DIR         the shared data folder (default /data): incoming/ and staged/
+  PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD   the warehouse (libpq's own variables)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dataops.core.pipeline import PipelineSpec
+from dataops.task.files import TaskError
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise TaskError(f"environment variable {name} is not set (the DAG sets it for the task)")
+    return value
+
+
+def _interval() -> tuple[datetime, datetime]:
+    try:
+        return (
+            datetime.fromisoformat(_env("DATAOPS_INTERVAL_START")),
+            datetime.fromisoformat(_env("DATAOPS_INTERVAL_END")),
+        )
+    except ValueError as exc:
+        raise TaskError(f"bad interval: {exc}") from None
+
+
+def _spec() -> PipelineSpec:
+    try:
+        return PipelineSpec.model_validate(json.loads(_env("DATAOPS_TASK_SPEC")))
+    except (ValueError, ValidationError) as exc:
+        raise TaskError(f"DATAOPS_TASK_SPEC is not a valid pipeline spec: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dataops-task",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("step", choices=["extract", "load"], help="what this task does")
+    args = parser.parse_args(argv)
+    data_dir = Path(os.environ.get("DATAOPS_DATA_DIR", "/data"))
+    try:
+        spec = _spec()
+        start, end = _interval()
+        if args.step == "extract":
+            from dataops.task.extract import extract
+
+            result: object = extract(spec, data_dir, start, end)
+        else:
+            from dataops.task.load import load
+
+            result = load(spec, data_dir, start, end)
+    except TaskError as exc:
+        print(f"dataops-task {args.step} failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the task log must say what broke, in one line first
+        print(f"dataops-task {args.step} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise
+    print(json.dumps({"step": args.step, **asdict(result)}, default=str))  # type: ignore[call-overload]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
