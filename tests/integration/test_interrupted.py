@@ -58,11 +58,9 @@ def test_up_killed_during_initdb_is_repaired_by_the_next_run(tmp_path: Path) -> 
         status = run_dataops(
             "status", "--json", env={"DATAOPS_STATE_DIR": str(state)}, config=config
         )
-        assert f'"address": "127.0.0.1:{port}"' in status.stdout
-        assert (
-            '"name": "postgres",\n      "state": "running",\n      "health": "healthy"'
-            in status.stdout
-        )
+        postgres = next(s for s in json.loads(status.stdout)["services"] if s["name"] == "postgres")
+        assert postgres["address"] == f"127.0.0.1:{port}"
+        assert (postgres["state"], postgres["health"]) == ("running", "healthy")
     finally:
         down = run_dataops("down", "postgres", env={"DATAOPS_STATE_DIR": str(state)}, config=config)
         assert down.returncode == 0, down.stderr
