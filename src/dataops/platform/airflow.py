@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -127,9 +128,34 @@ base_log_folder = {self.home / "logs"}
 dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor"}
 """
 
+    def dataops_env(self) -> dict[str, str]:
+        """What the DAGs read from the environment: which environment this Airflow runs,
+        where the task data and the image records live, and one connection per warehouse."""
+        env = {
+            "DATAOPS_ENV": "dev",
+            "DATAOPS_DATA_DIR": str(self.state.data),
+            "DATAOPS_BUILDS_FILE": str(self.state.root / "builds" / "dev.json"),
+        }
+        for name, environment in self.loaded.config.environments.items():
+            wh = environment.warehouse
+            password = self.loaded.resolve_secret(
+                ("environments", name, "warehouse", "password_env"), self.secrets.values()
+            )
+            env[f"AIRFLOW_CONN_WAREHOUSE_{name.upper()}"] = (
+                f"postgres://{quote(wh.user, safe='')}:{quote(password, safe='')}"
+                f"@{wh.host}:{wh.port}/{wh.database}"
+            )
+        return env
+
     def _write_files(self) -> bool:
         self.home.mkdir(parents=True, exist_ok=True)
-        changed = atomic_write(self.home / "airflow.cfg", self.render_config(), 0o600)
+        extra = self.dataops_env()
+        self.env.update(extra)
+        for proc in self.components.values():
+            proc.env = self.env
+        text = "".join(f"{key}={value}\n" for key, value in sorted(extra.items()))
+        changed = atomic_write(self.home / "dataops.env", text, 0o600)
+        changed |= atomic_write(self.home / "airflow.cfg", self.render_config(), 0o600)
         user, password = self.admin_credentials()
         changed |= atomic_write(
             self.home / "passwords.json", json.dumps({user: password}) + "\n", 0o600

@@ -49,6 +49,11 @@ class StateDir:
         return self.root / "airflow"
 
     @property
+    def data(self) -> Path:
+        """The task containers' /data: incoming/ (the file drop) and staged/ (extracted batches)."""
+        return self.root / "data"
+
+    @property
     def cache(self) -> Path:
         return self.root / "cache"
 
@@ -59,9 +64,13 @@ class StateDir:
         return self.run / f"{name}.pid"
 
     def ensure(self) -> None:
-        for folder in (self.root, self.logs, self.run, self.cache):
+        for folder in (self.root, self.logs, self.run, self.cache, self.data / "incoming"):
             folder.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
+        # Task containers run as uid 10001; they write extracted batches here.
+        staged = self.data / "staged"
+        staged.mkdir(parents=True, exist_ok=True)
+        staged.chmod(0o1777)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -35,6 +36,10 @@ def extract(spec: PipelineSpec, data_dir: Path, start: datetime, end: datetime) 
         )
     out_dir = staged_dir(data_dir, spec.pipeline, start)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir.parent, out_dir):
+        # Shared between the host and the containers' uid: whoever comes next may write here.
+        with contextlib.suppress(PermissionError):
+            folder.chmod(0o777)
     tmp = out_dir / "data.csv.tmp"
     digest = hashlib.sha256()
     size = 0

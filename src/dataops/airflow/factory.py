@@ -1,0 +1,127 @@
+"""Pipeline spec -> Airflow 3 DAG whose tasks are containers pinned by digest."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG
+from docker.types import Mount
+
+from dataops.airflow import runtime
+from dataops.airflow.operators import TaskContainerOperator
+from dataops.core.pipeline import PipelinePlan, TaskPlan, load_spec, plan
+
+DOCKER_URL = "unix://var/run/docker.sock"
+
+
+def dag_for_stub(stub_file: str) -> DAG:
+    """The DAG of `dags/pipelines/<name>.yml`, for the stub `dags/pipeline_<name>.py`."""
+    stub = Path(stub_file)
+    name = stub.stem.removeprefix("pipeline_")
+    spec_path = stub.parent / "pipelines" / f"{name}.yml"
+    return build_dag(plan(load_spec(spec_path), str(spec_path)))
+
+
+def _doc(pipeline: PipelinePlan) -> str:
+    spec = pipeline.spec
+    target = spec.target
+    lines = [
+        f"# {spec.pipeline}",
+        "",
+        spec.description.strip() or "(no description in the spec)",
+        "",
+        f"- **spec**: `dags/pipelines/{spec.pipeline}.yml`",
+        f"- **source**: file drop `{spec.source.path}`",
+        f"- **target**: `{target.table}` ({target.mode.value}"
+        + (f" on {', '.join(target.key)}" if target.key else "")
+        + (f" by {', '.join(target.partition)}" if target.partition else "")
+        + ")",
+        f"- **dbt**: `{spec.dbt.select}`" if spec.dbt else "- **dbt**: none",
+        f"- **owner**: {spec.owner}; retries {spec.retries}; timeout {spec.timeout_minutes} min",
+        "",
+        "Every task is a container whose image is pinned by digest for this environment.",
+    ]
+    return "\n".join(lines)
+
+
+def build_dag(pipeline: PipelinePlan) -> DAG:
+    spec = pipeline.spec
+    env = runtime.environment()
+    conn = f"conn.warehouse_{env}"
+    # The spec travels to the task as JSON; {% raw %} keeps Jinja from reading its braces.
+    spec_json = "{% raw %}" + json.dumps(spec.model_dump(mode="json")) + "{% endraw %}"
+    warehouse = {
+        "PGHOST": f"{{{{ {conn}.host }}}}",
+        "PGPORT": f"{{{{ {conn}.port }}}}",
+        "PGDATABASE": f"{{{{ {conn}.schema }}}}",
+        "PGUSER": f"{{{{ {conn}.login }}}}",
+        "PGPASSWORD": f"{{{{ {conn}.password }}}}",
+    }
+    interval = {
+        "DATAOPS_INTERVAL_START": "{{ data_interval_start.isoformat() }}",
+        "DATAOPS_INTERVAL_END": "{{ data_interval_end.isoformat() }}",
+    }
+    default_args: dict[str, Any] = {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+        "execution_timeout": timedelta(minutes=spec.timeout_minutes),
+    }
+    dag = DAG(
+        dag_id=spec.pipeline,
+        description=(spec.description.strip().splitlines() or [""])[0][:200],
+        doc_md=_doc(pipeline),
+        schedule=spec.schedule,
+        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
+        end_date=(
+            datetime.combine(spec.end_date, datetime.max.time(), tzinfo=UTC)
+            if spec.end_date
+            else None
+        ),
+        catchup=spec.catchup,
+        max_active_runs=spec.max_active_runs,
+        tags=[*spec.tags, f"env:{env}"],
+        default_args=default_args,
+        user_defined_macros={"dataops_image": runtime.image_ref},
+    )
+    tasks: dict[str, TaskContainerOperator] = {}
+    for task in pipeline.tasks:
+        tasks[task.task_id] = _operator(dag, task, spec_json, warehouse, interval, env)
+    for task in pipeline.tasks:
+        for upstream in task.upstream:
+            tasks[upstream] >> tasks[task.task_id]
+    return dag
+
+
+def _operator(
+    dag: DAG,
+    task: TaskPlan,
+    spec_json: str,
+    warehouse: dict[str, str],
+    interval: dict[str, str],
+    env: str,
+) -> TaskContainerOperator:
+    if task.image == "transform":
+        command = ["build", *task.args[1:], "--target", env]
+        environment = {**warehouse, "DBT_TARGET": env}
+    else:
+        command = list(task.args)
+        environment = {**warehouse, **interval, "DATAOPS_TASK_SPEC": spec_json}
+    return TaskContainerOperator(
+        dag=dag,
+        task_id=task.task_id,
+        image=f"{{{{ dataops_image('{task.image}') }}}}",
+        command=command,
+        environment=environment,
+        container_name=f"dataops-{dag.dag_id}-{task.task_id}-{{{{ ts_nodash }}}}",
+        docker_url=DOCKER_URL,
+        network_mode="host",
+        mounts=[Mount(target="/data", source=runtime.data_dir(), type="bind")],
+        mount_tmp_dir=False,
+        auto_remove="force",
+        force_pull=False,
+        tty=False,
+    )

@@ -1,0 +1,35 @@
+"""What DAGs read from the environment the Airflow processes run in (set by `dataops up`).
+
+Only environment variables are read at parse time; the image refs are read when a task is
+rendered (in the worker), so promoting or rebuilding images changes the next run with no DAG
+file edited and no I/O while Airflow parses DAGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def environment() -> str:
+    return os.environ.get("DATAOPS_ENV", "dev")
+
+
+def data_dir() -> str:
+    return os.environ.get("DATAOPS_DATA_DIR", "/var/lib/dataops/data")
+
+
+def image_ref(name: str) -> str:
+    """`registry/dataops/NAME@sha256:...` for this environment (a Jinja macro in the DAGs)."""
+    path = Path(
+        os.environ.get("DATAOPS_BUILDS_FILE", f"/var/lib/dataops/builds/{environment()}.json")
+    )
+    try:
+        images = json.loads(path.read_text())["images"]
+        return str(images[name]["ref"])
+    except (FileNotFoundError, KeyError, ValueError):
+        raise RuntimeError(
+            f"no image {name!r} recorded for environment {environment()!r} in {path}: "
+            f"run `dataops images build --push --env {environment()}`"
+        ) from None
