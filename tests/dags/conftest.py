@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def parse(folder: Path) -> dict[str, Any]:
+    """Parse a DAG folder in a fresh interpreter (see parse_dags.py)."""
+    result = subprocess.run(
+        [sys.executable, str(HERE / "parse_dags.py"), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    return dict(json.loads(lines[-1].removeprefix("RESULT ")))
+
+
+@pytest.fixture(scope="session")
+def parsed() -> dict[str, Any]:
+    return parse(ROOT / "dags")
+
+
+def copy_dags(tmp_path: Path) -> Path:
+    target = tmp_path / "dags"
+    shutil.copytree(ROOT / "dags", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
