@@ -12,9 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataops.core.yaml_loader import load_yaml_text  # noqa: E402
-from dataops.errors import ConfigError  # noqa: E402
-from tests.unit.core.test_yaml_loader import billion_laughs  # noqa: E402
+from tests.unit.core.test_yaml_loader import billion_laughs
+
+from dataops.core.yaml_loader import load_yaml_text
+from dataops.errors import ConfigError
 
 
 def large(entries: int) -> str:

@@ -1,5 +1,8 @@
-"""Load: COPY a staged batch into a temporary table, then merge or swap it into the target.
+"""Load: COPY a staged batch into a staging table, then merge or swap it into the target.
 
+Append targets are partitioned by data interval: the batch is COPYed into a new table that is
+swapped in as the interval's partition (one write, as fast as a plain COPY). Merge and
+replace-partition loads COPY into a temporary table and then upsert / delete+insert.
 Everything happens in one transaction, under an advisory lock per target table: a load killed
 at any point (mid-COPY, before the merge, after the merge) leaves the target as it was, and the
 retry produces exactly the table one clean run would. Rows carry a deterministic batch id and
@@ -78,10 +81,11 @@ def load_file(
     end: datetime,
     conninfo: str = "",
 ) -> LoadResult:
+    """Load one file for one interval; `expected_sha256` (the extract manifest's) is verified."""
+    if expected_sha256 is None:
+        expected_sha256 = _sha256(path)
     target = spec.target
-    table = sql.Identifier(target.schema, target.name)
-    columns = list(target.columns)
-    col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    batch = batch_id(spec.pipeline, target.table, start, expected_sha256)
     began = time.monotonic()
     with psycopg.connect(conninfo, autocommit=False) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"dataops.load:{target.table}"])
@@ -89,64 +93,16 @@ def load_file(
         conn.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(target.schema))
         )
-        conn.execute(
-            sql.SQL(
-                "create table if not exists {} ({}, {} text not null, {} timestamptz not null)"
-            ).format(
-                table,
-                sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(kind))
-                    for c, kind in target.columns.items()
-                ),
-                sql.Identifier(BATCH),
-                sql.Identifier(INTERVAL),
-            )
-        )
-        if target.mode is LoadMode.MERGE:
-            conn.execute(
-                sql.SQL("create unique index if not exists {} on {} ({})").format(
-                    sql.Identifier(f"{target.name}_dataops_key"),
-                    table,
-                    sql.SQL(", ").join(sql.Identifier(c) for c in target.key),
-                )
-            )
-        conn.execute(
-            sql.SQL("create temporary table _dataops_stage ({}) on commit drop").format(
-                sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(kind))
-                    for c, kind in target.columns.items()
-                )
-            )
-        )
-        digest = hashlib.sha256()
-        copy_sql = sql.SQL(
-            "copy _dataops_stage ({}) from stdin "
-            "with (format csv, header true, null {}, delimiter {})"
-        ).format(col_ids, sql.Literal(spec.source.null), sql.Literal(spec.source.delimiter))
-        with conn.cursor() as cur:
-            try:
-                with cur.copy(copy_sql) as copy, path.open("rb") as handle:
-                    first = True
-                    while chunk := handle.read(CHUNK):
-                        copy.write(chunk)
-                        digest.update(chunk)
-                        if first:
-                            failpoint("load.copy")
-                            first = False
-            except psycopg.errors.DataError as exc:
-                raise TaskError(f"{path.name}: rejected by COPY: {exc}".strip()) from None
-            except FileNotFoundError:
-                raise TaskError(f"no staged file {path}: run the extract task first") from None
-            rows = cur.rowcount
-        sha256 = digest.hexdigest()
-        if expected_sha256 is not None and sha256 != expected_sha256:
-            raise TaskError(
-                f"{path}: content changed since extract "
-                f"(sha256 {sha256}, manifest {expected_sha256})"
-            )
+        swap = target.mode is LoadMode.APPEND and _ensure_target(conn, spec, partitioned=True)
+        if not swap:
+            _ensure_target(conn, spec, partitioned=False)
+        stage = _create_stage(conn, spec, batch, start, regular=swap)
+        rows = _copy(conn, spec, stage, path, expected_sha256)
         failpoint("load.before_merge")
-        batch = batch_id(spec.pipeline, target.table, start, sha256)
-        replaced = _merge(conn, spec, table, col_ids, batch, start)
+        if swap:
+            replaced = _swap_partition(conn, spec, stage, start)
+        else:
+            replaced = _merge(conn, spec, batch, start)
         failpoint("load.after_merge")
         conn.execute(
             "insert into dataops.load_audit (pipeline, target, interval_start, interval_end, "
@@ -160,33 +116,193 @@ def load_file(
                 batch,
                 target.mode.value,
                 rows,
-                sha256,
+                expected_sha256,
                 int((time.monotonic() - began) * 1000),
             ],
         )
         conn.commit()
     failpoint("load.after_commit")
     return LoadResult(
-        target.table, target.mode.value, batch, rows, replaced, sha256, time.monotonic() - began
+        target.table,
+        target.mode.value,
+        batch,
+        rows,
+        replaced,
+        expected_sha256,
+        time.monotonic() - began,
     )
 
 
-def _merge(
-    conn: psycopg.Connection,
-    spec: PipelineSpec,
-    table: sql.Composable,
-    col_ids: sql.Composable,
-    batch: str,
-    start: datetime,
-) -> int:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise TaskError(f"no staged file {path}: run the extract task first") from None
+    return digest.hexdigest()
+
+
+def _column_defs(spec: PipelineSpec) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(kind))
+        for c, kind in spec.target.columns.items()
+    )
+
+
+def _ensure_target(conn: psycopg.Connection, spec: PipelineSpec, *, partitioned: bool) -> bool:
+    """Create the target if missing; True when it is partitioned by data interval.
+
+    Append targets are created partitioned by `_dataops_interval_start` (one partition per
+    interval), so a load swaps a whole partition in; a table that already exists unpartitioned
+    keeps working through the staging-table merge.
+    """
     target = spec.target
+    table = sql.Identifier(target.schema, target.name)
+    conn.execute(
+        sql.SQL(
+            "create table if not exists {} ({}, {} text not null, {} timestamptz not null){}"
+        ).format(
+            table,
+            _column_defs(spec),
+            sql.Identifier(BATCH),
+            sql.Identifier(INTERVAL),
+            sql.SQL(" partition by list ({})").format(sql.Identifier(INTERVAL))
+            if partitioned
+            else sql.SQL(""),
+        )
+    )
+    if target.mode is LoadMode.MERGE:
+        conn.execute(
+            sql.SQL("create unique index if not exists {} on {} ({})").format(
+                sql.Identifier(f"{target.name}_dataops_key"),
+                table,
+                sql.SQL(", ").join(sql.Identifier(c) for c in target.key),
+            )
+        )
+    kind = conn.execute(
+        "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s",
+        [target.schema, target.name],
+    ).fetchone()
+    return bool(kind and kind[0] == "p")
+
+
+def _create_stage(
+    conn: psycopg.Connection, spec: PipelineSpec, batch: str, start: datetime, *, regular: bool
+) -> sql.Identifier:
+    """The staging table the batch is COPYed into.
+
+    For a partition swap it is a regular table in the target's schema that becomes the
+    interval's partition (its batch and interval columns default to this load's values, and a
+    CHECK lets ATTACH skip its validation scan); otherwise a temporary table.
+    """
+    target = spec.target
+    if not regular:
+        conn.execute(
+            sql.SQL("create temporary table _dataops_stage ({}) on commit drop").format(
+                _column_defs(spec)
+            )
+        )
+        return sql.Identifier("_dataops_stage")
+    name = _relname(f"{target.name}__{start:%Y%m%dT%H%M%S}__{batch[:8]}")
+    stage = sql.Identifier(target.schema, name)
+    conn.execute(sql.SQL("drop table if exists {}").format(stage))
+    conn.execute(
+        sql.SQL(
+            "create table {} ({}, {} text not null default {}, "
+            "{} timestamptz not null default {} check ({} = {}))"
+        ).format(
+            stage,
+            _column_defs(spec),
+            sql.Identifier(BATCH),
+            sql.Literal(batch),
+            sql.Identifier(INTERVAL),
+            sql.Literal(start),
+            sql.Identifier(INTERVAL),
+            sql.Literal(start),
+        )
+    )
+    return stage
+
+
+def _relname(text: str) -> str:
+    if len(text) <= 63:
+        return text
+    return f"{text[:50]}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _copy(
+    conn: psycopg.Connection, spec: PipelineSpec, stage: sql.Identifier, path: Path, sha256: str
+) -> int:
+    col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in spec.target.columns)
+    copy_sql = sql.SQL(
+        "copy {} ({}) from stdin with (format csv, header true, null {}, delimiter {})"
+    ).format(stage, col_ids, sql.Literal(spec.source.null), sql.Literal(spec.source.delimiter))
+    digest = hashlib.sha256()
+    with conn.cursor() as cur:
+        try:
+            with cur.copy(copy_sql) as copy, path.open("rb") as handle:
+                first = True
+                while chunk := handle.read(CHUNK):
+                    copy.write(chunk)
+                    digest.update(chunk)
+                    if first:
+                        failpoint("load.copy")
+                        first = False
+        except psycopg.errors.DataError as exc:
+            raise TaskError(f"{path.name}: rejected by COPY: {exc}".strip()) from None
+        except FileNotFoundError:
+            raise TaskError(f"no staged file {path}: run the extract task first") from None
+        rows = cur.rowcount
+    if digest.hexdigest() != sha256:
+        raise TaskError(
+            f"{path}: content changed since extract "
+            f"(sha256 {digest.hexdigest()}, manifest {sha256})"
+        )
+    return rows
+
+
+def _swap_partition(
+    conn: psycopg.Connection, spec: PipelineSpec, stage: sql.Identifier, start: datetime
+) -> int:
+    """Replace the interval's partition with the freshly loaded table, in this transaction."""
+    target = spec.target
+    table = sql.Identifier(target.schema, target.name)
+    old = conn.execute(
+        "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        "join pg_class p on p.oid = i.inhparent join pg_namespace n on n.oid = p.relnamespace "
+        "where n.nspname = %s and p.relname = %s "
+        "and pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', %s::timestamptz)",
+        [target.schema, target.name, start],
+    ).fetchone()
+    replaced = 0
+    if old:
+        old_id = sql.Identifier(target.schema, old[0])
+        replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_id)).fetchone()[0]
+        conn.execute(sql.SQL("alter table {} detach partition {}").format(table, old_id))
+        conn.execute(sql.SQL("drop table {}").format(old_id))
+    conn.execute(
+        sql.SQL("alter table {} attach partition {} for values in ({})").format(
+            table, stage, sql.Literal(start)
+        )
+    )
+    return int(replaced)
+
+
+def _merge(conn: psycopg.Connection, spec: PipelineSpec, batch: str, start: datetime) -> int:
+    """Move the temporary staging table into the target (delete + insert, or upsert)."""
+    target = spec.target
+    table = sql.Identifier(target.schema, target.name)
+    col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
     stamp = sql.SQL("{}, {}").format(sql.Identifier(BATCH), sql.Identifier(INTERVAL))
     insert = sql.SQL("insert into {} ({}, {}) select {}, %s, %s from _dataops_stage").format(
         table, col_ids, stamp, col_ids
     )
     replaced = 0
     if target.mode is LoadMode.APPEND:
-        # Earlier loads of this interval go, so a re-run never duplicates.
+        # An unpartitioned append target: earlier loads of this interval go first.
         cur = conn.execute(
             sql.SQL("delete from {} where {} = %s").format(table, sql.Identifier(INTERVAL)), [start]
         )
@@ -204,7 +320,7 @@ def _merge(
     else:  # merge on key
         updates = [c for c in target.columns if c not in target.key] + [BATCH, INTERVAL]
         try:
-            cur = conn.execute(
+            conn.execute(
                 sql.SQL("{} on conflict ({}) do update set {}").format(
                     insert,
                     sql.SQL(", ").join(sql.Identifier(c) for c in target.key),
