@@ -28,8 +28,8 @@ demo: up
 	@echo "Status: $(DATAOPS) status    Stop: $(DATAOPS) down"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests dags
-	$(VENV)/bin/ruff format --check src tests dags
+	$(VENV)/bin/ruff check src tests dags bench
+	$(VENV)/bin/ruff format --check src tests dags bench
 	$(VENV)/bin/mypy
 
 test: up lint

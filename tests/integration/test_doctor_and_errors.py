@@ -111,3 +111,17 @@ def test_validate_accepts_the_shipped_config() -> None:
     result = run_dataops("validate")
     assert result.returncode == 0, result.stderr
     assert "environments dev, staging, prod" in result.stdout
+
+
+def test_validate_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(ROOT / "dataops.yml", tmp_path / "dataops.yml")
+    shutil.copytree(ROOT / "dags", tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = tmp_path / "dags" / "pipelines" / "airlines.yml"
+    spec.write_text(spec.read_text().replace("  key: [carrier]", "  key: [carier]"))
+    result = run_dataops("validate", config=tmp_path / "dataops.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "dags/pipelines/airlines.yml:" in result.stderr
+    assert "key/partition column 'carier' is not in `columns`" in result.stderr
+    assert "ok dags/pipelines/flights.yml" in result.stdout

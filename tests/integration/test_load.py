@@ -55,7 +55,7 @@ def warehouse(platform_up: dict[str, str]) -> Iterator[tuple[str, str]]:
 def spec_in(name: str, schema: str) -> PipelineSpec:
     spec = load_spec(ROOT / "dags" / "pipelines" / f"{name}.yml")
     data = spec.model_dump()
-    data["target"]["table"] = f"{schema}.{spec.target.name}"
+    data["target"]["table"] = f"{schema}.{spec.target.table_name}"
     return PipelineSpec.model_validate(data)
 
 

@@ -101,11 +101,11 @@ class TargetSpec(_Strict):
         return self
 
     @property
-    def schema(self) -> str:
+    def schema_name(self) -> str:
         return self.table.split(".")[0]
 
     @property
-    def name(self) -> str:
+    def table_name(self) -> str:
         return self.table.split(".")[1]
 
 

@@ -91,7 +91,7 @@ def load_file(
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"dataops.load:{target.table}"])
         conn.execute(AUDIT_DDL)
         conn.execute(
-            sql.SQL("create schema if not exists {}").format(sql.Identifier(target.schema))
+            sql.SQL("create schema if not exists {}").format(sql.Identifier(target.schema_name))
         )
         swap = target.mode is LoadMode.APPEND and _ensure_target(conn, spec, partitioned=True)
         if not swap:
@@ -159,7 +159,7 @@ def _ensure_target(conn: psycopg.Connection, spec: PipelineSpec, *, partitioned:
     keeps working through the staging-table merge.
     """
     target = spec.target
-    table = sql.Identifier(target.schema, target.name)
+    table = sql.Identifier(target.schema_name, target.table_name)
     conn.execute(
         sql.SQL(
             "create table if not exists {} ({}, {} text not null, {} timestamptz not null){}"
@@ -176,7 +176,7 @@ def _ensure_target(conn: psycopg.Connection, spec: PipelineSpec, *, partitioned:
     if target.mode is LoadMode.MERGE:
         conn.execute(
             sql.SQL("create unique index if not exists {} on {} ({})").format(
-                sql.Identifier(f"{target.name}_dataops_key"),
+                sql.Identifier(f"{target.table_name}_dataops_key"),
                 table,
                 sql.SQL(", ").join(sql.Identifier(c) for c in target.key),
             )
@@ -184,7 +184,7 @@ def _ensure_target(conn: psycopg.Connection, spec: PipelineSpec, *, partitioned:
     kind = conn.execute(
         "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where n.nspname = %s and c.relname = %s",
-        [target.schema, target.name],
+        [target.schema_name, target.table_name],
     ).fetchone()
     return bool(kind and kind[0] == "p")
 
@@ -206,8 +206,8 @@ def _create_stage(
             )
         )
         return sql.Identifier("_dataops_stage")
-    name = _relname(f"{target.name}__{start:%Y%m%dT%H%M%S}__{batch[:8]}")
-    stage = sql.Identifier(target.schema, name)
+    name = _relname(f"{target.table_name}__{start:%Y%m%dT%H%M%S}__{batch[:8]}")
+    stage = sql.Identifier(target.schema_name, name)
     conn.execute(sql.SQL("drop table if exists {}").format(stage))
     conn.execute(
         sql.SQL(
@@ -269,17 +269,17 @@ def _swap_partition(
 ) -> int:
     """Replace the interval's partition with the freshly loaded table, in this transaction."""
     target = spec.target
-    table = sql.Identifier(target.schema, target.name)
+    table = sql.Identifier(target.schema_name, target.table_name)
     old = conn.execute(
         "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
         "join pg_class p on p.oid = i.inhparent join pg_namespace n on n.oid = p.relnamespace "
         "where n.nspname = %s and p.relname = %s "
         "and pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', %s::timestamptz)",
-        [target.schema, target.name, start],
+        [target.schema_name, target.table_name, start],
     ).fetchone()
     replaced = 0
     if old:
-        old_id = sql.Identifier(target.schema, old[0])
+        old_id = sql.Identifier(target.schema_name, old[0])
         replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_id)).fetchone()[0]
         conn.execute(sql.SQL("alter table {} detach partition {}").format(table, old_id))
         conn.execute(sql.SQL("drop table {}").format(old_id))
@@ -294,7 +294,7 @@ def _swap_partition(
 def _merge(conn: psycopg.Connection, spec: PipelineSpec, batch: str, start: datetime) -> int:
     """Move the temporary staging table into the target (delete + insert, or upsert)."""
     target = spec.target
-    table = sql.Identifier(target.schema, target.name)
+    table = sql.Identifier(target.schema_name, target.table_name)
     col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
     stamp = sql.SQL("{}, {}").format(sql.Identifier(BATCH), sql.Identifier(INTERVAL))
     insert = sql.SQL("insert into {} ({}, {}) select {}, %s, %s from _dataops_stage").format(
