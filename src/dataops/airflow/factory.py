@@ -1,18 +1,23 @@
-"""Pipeline spec -> Airflow 3 DAG whose tasks are containers pinned by digest."""
+"""Pipeline spec -> Airflow 3 DAG whose tasks are containers pinned by digest.
+
+The environment's runtime (dataops.yml `runtime.kind`, passed as DATAOPS_RUNTIME) picks the
+operator: DockerOperator on the worker's engine, or KubernetesPodOperator on a cluster.
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, BaseOperator
 from docker.types import Mount
 
 from dataops.airflow import runtime
 from dataops.airflow.operators import TaskContainerOperator
-from dataops.core.pipeline import PipelinePlan, TaskPlan, load_spec, plan
+from dataops.core.config import RuntimeConfig, RuntimeKind
+from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, load_spec, plan
+from dataops.core.pods import render_pod, task_args, task_env
 
 DOCKER_URL = "unix://var/run/docker.sock"
 
@@ -50,20 +55,6 @@ def _doc(pipeline: PipelinePlan) -> str:
 def build_dag(pipeline: PipelinePlan) -> DAG:
     spec = pipeline.spec
     env = runtime.environment()
-    conn = f"conn.warehouse_{env}"
-    # The spec travels to the task as JSON; {% raw %} keeps Jinja from reading its braces.
-    spec_json = "{% raw %}" + json.dumps(spec.model_dump(mode="json")) + "{% endraw %}"
-    warehouse = {
-        "PGHOST": f"{{{{ {conn}.host }}}}",
-        "PGPORT": f"{{{{ {conn}.port }}}}",
-        "PGDATABASE": f"{{{{ {conn}.schema }}}}",
-        "PGUSER": f"{{{{ {conn}.login }}}}",
-        "PGPASSWORD": f"{{{{ {conn}.password }}}}",
-    }
-    interval = {
-        "DATAOPS_INTERVAL_START": "{{ data_interval_start.isoformat() }}",
-        "DATAOPS_INTERVAL_END": "{{ data_interval_end.isoformat() }}",
-    }
     default_args: dict[str, Any] = {
         "owner": spec.owner,
         "retries": spec.retries,
@@ -87,35 +78,36 @@ def build_dag(pipeline: PipelinePlan) -> DAG:
         default_args=default_args,
         user_defined_macros={"dataops_image": runtime.image_ref},
     )
-    tasks: dict[str, TaskContainerOperator] = {}
-    for task in pipeline.tasks:
-        tasks[task.task_id] = _operator(dag, task, spec_json, warehouse, interval, env)
+    config = runtime.runtime_config()
+    make = _pod_operator if config.kind is RuntimeKind.KUBERNETES else _docker_operator
+    tasks = {task.task_id: make(dag, spec, task, env, config) for task in pipeline.tasks}
     for task in pipeline.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
     return dag
 
 
-def _operator(
-    dag: DAG,
-    task: TaskPlan,
-    spec_json: str,
-    warehouse: dict[str, str],
-    interval: dict[str, str],
-    env: str,
-) -> TaskContainerOperator:
-    if task.image == "transform":
-        command = ["build", *task.args[1:], "--target", env]
-        environment = {**warehouse, "DBT_TARGET": env}
-    else:
-        command = list(task.args)
-        environment = {**warehouse, **interval, "DATAOPS_TASK_SPEC": spec_json}
+def _image(task: TaskPlan) -> str:
+    return f"{{{{ dataops_image('{task.image}') }}}}"
+
+
+def _docker_operator(
+    dag: DAG, spec: PipelineSpec, task: TaskPlan, env: str, config: RuntimeConfig
+) -> BaseOperator:
+    conn = f"conn.warehouse_{env}"
+    warehouse = {
+        "PGHOST": f"{{{{ {conn}.host }}}}",
+        "PGPORT": f"{{{{ {conn}.port }}}}",
+        "PGDATABASE": f"{{{{ {conn}.schema }}}}",
+        "PGUSER": f"{{{{ {conn}.login }}}}",
+        "PGPASSWORD": f"{{{{ {conn}.password }}}}",
+    }
     return TaskContainerOperator(
         dag=dag,
         task_id=task.task_id,
-        image=f"{{{{ dataops_image('{task.image}') }}}}",
-        command=command,
-        environment=environment,
+        image=_image(task),
+        command=task_args(task, env),
+        environment={**warehouse, **task_env(spec, task, env)},
         container_name=f"dataops-{dag.dag_id}-{task.task_id}-{{{{ ts_nodash }}}}",
         docker_url=DOCKER_URL,
         network_mode="host",
@@ -124,4 +116,23 @@ def _operator(
         auto_remove="force",
         force_pull=False,
         tty=False,
+    )
+
+
+def _pod_operator(
+    dag: DAG, spec: PipelineSpec, task: TaskPlan, env: str, config: RuntimeConfig
+) -> BaseOperator:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    pod = render_pod(spec, task, env, config, _image(task))
+    return KubernetesPodOperator(
+        dag=dag,
+        task_id=task.task_id,
+        name=pod["metadata"]["name"],
+        namespace=config.namespace,
+        image=_image(task),
+        pod_template_dict=pod,
+        get_logs=True,
+        on_finish_action="delete_pod",
+        in_cluster=True,
     )

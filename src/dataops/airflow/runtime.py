@@ -11,9 +11,17 @@ import json
 import os
 from pathlib import Path
 
+from dataops.core.config import RuntimeConfig
+
 
 def environment() -> str:
     return os.environ.get("DATAOPS_ENV", "dev")
+
+
+def runtime_config() -> RuntimeConfig:
+    """`DATAOPS_RUNTIME` (the environment's `runtime:` of dataops.yml, as JSON); docker if unset."""
+    raw = os.environ.get("DATAOPS_RUNTIME")
+    return RuntimeConfig.model_validate_json(raw) if raw else RuntimeConfig()
 
 
 def data_dir() -> str:

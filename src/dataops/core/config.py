@@ -99,11 +99,27 @@ class GatesConfig(_Strict):
         return self
 
 
+class RuntimeKind(StrEnum):
+    DOCKER = "docker"  # DockerOperator on the Airflow worker's Docker engine
+    KUBERNETES = "kubernetes"  # KubernetesPodOperator, one pod per task
+
+
+class RuntimeConfig(_Strict):
+    """Where an environment's tasks run: containers on the worker, or pods on a cluster."""
+
+    kind: RuntimeKind = RuntimeKind.DOCKER
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = "dataops"
+    data_claim: str = "dataops-data"  # PersistentVolumeClaim mounted at /data
+    warehouse_secret: str | None = None  # Secret with PGHOST..PGPASSWORD (default warehouse-ENV)
+    service_account: str | None = None
+
+
 class EnvironmentConfig(_Strict):
     registry: RegistryConfig
     warehouse: WarehouseConfig
     airflow: AirflowConfig
     gates: GatesConfig = GatesConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
 
 
 class PostgresPlatform(_Strict):
