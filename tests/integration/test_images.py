@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import uuid
 from pathlib import Path
 
 import httpx
@@ -118,7 +119,10 @@ def test_a_changed_input_changes_the_tag_and_a_failed_build_names_the_image(
     project = project_copy(tmp_path)
     env = {"DATAOPS_STATE_DIR": str(tmp_path / "state")}
     dockerfile = project / "images" / "extract" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + "# a changed comment is a changed input\n")
+    marker = uuid.uuid4().hex  # a fresh input every run, so the tag cannot exist yet
+    dockerfile.write_text(
+        dockerfile.read_text() + f"# a changed comment is a changed input {marker}\n"
+    )
     result = run_dataops(
         "images", "build", "extract", "--json", config=project / "dataops.yml", env=env
     )

@@ -200,6 +200,7 @@ class ImageBuilder:
             check=False,
         )
         log = self.state.log(f"build-{name}")
+        log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             raise DataOpsError(
