@@ -1,0 +1,1 @@
+"""Quality gates: lint (sqlfluff, hadolint, spec schemas)."""

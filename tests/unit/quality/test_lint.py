@@ -1,0 +1,126 @@
+"""`dataops lint` on real files with the real tools (sqlfluff, hadolint), and no warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_dataops
+
+NO_WAREHOUSE = {k: "" for k in ("PGHOST", "PGPASSWORD", "PGUSER", "PGDATABASE")} | {
+    "DATAOPS_WAREHOUSE_PASSWORD": ""
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project in its own git repository, with one commit on main."""
+    target = tmp_path / "project"
+    target.mkdir()
+    shutil.copy(ROOT / "dataops.yml", target / "dataops.yml")
+    for name in ("dbt_project", "images", "dags"):
+        shutil.copytree(
+            ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "target")
+        )
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(["git", "-C", str(target), *args], check=True, env=env, capture_output=True)
+    return target
+
+
+def lint(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**NO_WAREHOUSE, "DATAOPS_STATE_DIR": str(project / ".state")}
+    return run_dataops("lint", *args, config=project / "dataops.yml", env=env, timeout=300)
+
+
+def test_shipped_files_are_lint_clean_without_a_warehouse() -> None:
+    result = run_dataops("lint", "--all", env=NO_WAREHOUSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: 0 finding(s)" in result.stderr
+    assert "sql" in result.stderr and "dockerfiles" in result.stderr
+
+
+def test_an_injected_violation_is_reported_with_file_line_col_rule(project: Path) -> None:
+    bad = project / "dbt_project" / "models" / "staging" / "nycflights" / "stg_bad.sql"
+    bad.write_text("select\n    a,\n    b\nFROM t\n")
+    result = lint(project, "--all")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert (
+        "dbt_project/models/staging/nycflights/stg_bad.sql:4:1 CP01 Keywords must be lower case."
+        in lines
+    )
+
+
+def test_only_changed_files_by_default(project: Path) -> None:
+    clean = lint(project)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "0 sql" in clean.stderr  # nothing changed since main
+    model = (
+        project
+        / "dbt_project"
+        / "models"
+        / "staging"
+        / "nycflights"
+        / "stg_nycflights__airlines.sql"
+    )
+    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+    changed = lint(project)
+    assert changed.returncode == 1
+    assert "1 sql" in changed.stderr
+    assert all("stg_nycflights__airlines.sql" in line for line in changed.stdout.splitlines())
+
+
+def test_a_skipped_or_unparsable_model_is_a_failure(project: Path) -> None:
+    models = project / "dbt_project" / "models"
+    (models / "huge.sql").write_text("select 1 as a\n" + "union all select 1 as a\n" * 20000)
+    (models / "broken.sql").write_text("select from where (\n")
+    result = lint(project, "--all", "--format", "json")
+    assert result.returncode == 1
+    findings = json.loads(result.stdout)["findings"]
+    rules = {(f["file"], f["rule"]) for f in findings}
+    assert ("dbt_project/models/huge.sql", "SKIPPED") in rules
+    assert ("dbt_project/models/broken.sql", "PRS") in rules
+
+
+def test_dockerfiles_and_specs_are_linted_too(project: Path) -> None:
+    dockerfile = project / "images" / "extract" / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            "ARG BASE_IMAGE=dataops/base:bookworm",
+            "ARG BASE_IMAGE=debian:latest\nFROM debian:latest AS x\nRUN cd /tmp && true",
+        )
+    )
+    spec = project / "dags" / "pipelines" / "airlines.yml"
+    spec.write_text(spec.read_text().replace("mode: merge", "mode: mrege"))
+    result = lint(project, "--all", "--format", "github")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "::error file=images/extract/Dockerfile,line=" in out and "DL3007" in out
+    assert "::error file=dags/pipelines/airlines.yml,line=" in out and "title=SCHEMA" in out
+
+
+def test_fix_repairs_what_sqlfluff_can(project: Path) -> None:
+    model = (
+        project
+        / "dbt_project"
+        / "models"
+        / "staging"
+        / "nycflights"
+        / "stg_nycflights__airlines.sql"
+    )
+    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+    result = lint(project, "--all", "--fix")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "name as airline_name" in model.read_text()
