@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +14,18 @@ from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
 INCOMING = ROOT / ".dataops" / "data" / "incoming"
+REFERENCE = ("airlines", "airports", "planes", "weather")
 
 
 @pytest.fixture(scope="module")
 def ready(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
     """Images built and pushed to dev, the file drop delivered; a warehouse_dev connection."""
-    for args in (("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")):
+    steps = [("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")]
+    # The reference data first: the flights marts join weather, airlines and airports.
+    steps += [("run", name, "--env", "dev", "--date", "2013-01-01") for name in REFERENCE]
+    for args in steps:
         result = run_dataops(*args)
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with psycopg.connect(
         host="127.0.0.1",
         port=5432,
@@ -53,6 +58,54 @@ def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> Non
         "select count(*) from analytics_staging.stg_nycflights__flights"
     ).fetchone()
     assert count is not None and count[0] == 336_776
+
+
+def test_marts_match_numbers_computed_from_the_raw_csv_files(ready: psycopg.Connection) -> None:
+    # Independently of SQL and dbt: straight from the delivered files.
+    ua_january = {"scheduled": 0, "cancelled": 0, "on_time": 0}
+    ewr_july_delayed = 0
+    total = 0
+    for path in sorted((INCOMING / "flights").glob("2013-*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                total += 1
+                cancelled = row["dep_time"] == "NA"
+                if row["carrier"] == "UA" and row["month"] == "1":
+                    ua_january["scheduled"] += 1
+                    ua_january["cancelled"] += cancelled
+                    on_time = (
+                        not cancelled and row["arr_delay"] != "NA" and int(row["arr_delay"]) <= 15
+                    )
+                    ua_january["on_time"] += on_time
+                if (
+                    row["origin"] == "EWR"
+                    and row["month"] == "7"
+                    and not cancelled
+                    and int(row["dep_delay"]) > 15
+                ):
+                    ewr_july_delayed += 1
+    performance = ready.execute(
+        "select scheduled_flights, cancelled_flights, on_time_flights, on_time_rate "
+        "from analytics_marts.carrier_monthly_performance "
+        "where carrier_code = 'UA' and departure_month = '2013-01-01'"
+    ).fetchone()
+    assert performance is not None
+    assert performance[:3] == (
+        ua_january["scheduled"],
+        ua_january["cancelled"],
+        ua_january["on_time"],
+    )
+    expected_rate = ua_january["on_time"] / (ua_january["scheduled"] - ua_january["cancelled"])
+    assert float(performance[3]) == pytest.approx(expected_rate, abs=0.0001)
+    delayed = ready.execute(
+        "select delayed_departures from analytics_marts.airport_delay_causes "
+        "where origin_airport_code = 'EWR' and departure_month = '2013-07-01'"
+    ).fetchone()
+    assert delayed == (ewr_july_delayed,)
+    flights = ready.execute(
+        "select sum(scheduled_flights) from analytics_marts.weather_impact"
+    ).fetchone()
+    assert flights == (total,) and total == 336_776
 
 
 def test_running_an_interval_twice_gives_identical_tables(ready: psycopg.Connection) -> None:
