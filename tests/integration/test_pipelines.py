@@ -185,3 +185,17 @@ def test_run_of_an_unknown_pipeline_is_a_usage_error(ready: psycopg.Connection) 
 def test_data_dir_is_shared_with_the_containers(ready: psycopg.Connection) -> None:
     staged = Path(ROOT / ".dataops" / "data" / "staged" / "flights" / "20130301T000000")
     assert (staged / "manifest.json").exists() and (staged / "data.csv").exists()
+
+
+def test_docs_site_documents_the_marts(ready: psycopg.Connection) -> None:
+    import json
+
+    result = run_dataops("docs", "--env", "dev")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    site = ROOT / ".dataops" / "dbt-docs" / "dev"
+    assert (site / "index.html").stat().st_size > 100_000
+    catalog = json.loads((site / "catalog.json").read_text())
+    assert "model.flights.carrier_monthly_performance" in catalog["nodes"]
+    manifest = json.loads((site / "manifest.json").read_text())
+    description = manifest["nodes"]["model.flights.carrier_monthly_performance"]["description"]
+    assert "Grain: one row per carrier and departure month" in description
