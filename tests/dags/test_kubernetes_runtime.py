@@ -78,7 +78,9 @@ def test_task_arguments_follow_the_spec(pods: dict[str, Any]) -> None:
     assert pods["flights.transform"]["spec"]["containers"][0]["args"] == [
         "build",
         "--select",
-        "stg_nycflights__flights",
+        "stg_nycflights__flights+",
+        "--indirect-selection",
+        "buildable",
         "--target",
         "prod",
     ]

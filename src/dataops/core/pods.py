@@ -38,7 +38,10 @@ def task_env(spec: PipelineSpec, task: TaskPlan, env_name: str) -> dict[str, str
 
 def task_args(task: TaskPlan, env_name: str) -> list[str]:
     if task.image == "transform":
-        return ["build", *task.args[1:], "--target", env_name]
+        # buildable: a test runs only when every model it reads is selected or upstream of one,
+        # so a reference pipeline's build never trips over a relationship to a model it
+        # did not build (in a fresh warehouse, that model does not exist yet).
+        return ["build", *task.args[1:], "--indirect-selection", "buildable", "--target", env_name]
     return list(task.args)
 
 
