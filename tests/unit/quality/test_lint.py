@@ -39,6 +39,13 @@ def project(tmp_path: Path) -> Path:
     return target
 
 
+def break_airlines_model(project: Path) -> Path:
+    """Upper-case one identifier of a shipped model (a CP02 finding sqlfluff can fix)."""
+    model = project / "dbt_project/models/staging/nycflights/stg_nycflights__airlines.sql"
+    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+    return model
+
+
 def lint(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**NO_WAREHOUSE, "DATAOPS_STATE_DIR": str(project / ".state")}
     return run_dataops("lint", *args, config=project / "dataops.yml", env=env, timeout=300)
@@ -67,15 +74,7 @@ def test_only_changed_files_by_default(project: Path) -> None:
     clean = lint(project)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "0 sql" in clean.stderr  # nothing changed since main
-    model = (
-        project
-        / "dbt_project"
-        / "models"
-        / "staging"
-        / "nycflights"
-        / "stg_nycflights__airlines.sql"
-    )
-    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+    break_airlines_model(project)
     changed = lint(project)
     assert changed.returncode == 1
     assert "1 sql" in changed.stderr
@@ -112,15 +111,7 @@ def test_dockerfiles_and_specs_are_linted_too(project: Path) -> None:
 
 
 def test_fix_repairs_what_sqlfluff_can(project: Path) -> None:
-    model = (
-        project
-        / "dbt_project"
-        / "models"
-        / "staging"
-        / "nycflights"
-        / "stg_nycflights__airlines.sql"
-    )
-    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+    model = break_airlines_model(project)
     result = lint(project, "--all", "--fix")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "name as airline_name" in model.read_text()
