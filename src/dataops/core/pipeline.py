@@ -7,12 +7,11 @@ the DAG factory turns those into Airflow operators (as astronomer-cosmos does fo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -207,11 +206,3 @@ def _display(path: Path) -> str:
 
 def interval_path(spec: SourceSpec, interval_start: datetime, interval_end: datetime) -> str:
     return spec.path.format(interval_start=interval_start, interval_end=interval_end)
-
-
-def spec_to_json(spec: PipelineSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json")
-
-
-def safe_identifier(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", text.lower())

@@ -37,14 +37,6 @@ def process_start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
-def process_cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def reap(pid: int) -> None:
     """Collect an exited child of this process, so it does not stay a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
