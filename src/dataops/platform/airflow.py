@@ -14,7 +14,7 @@ import httpx
 
 from dataops.core.config import LoadedConfig
 from dataops.errors import NotReadyError
-from dataops.platform.host import port_holder, port_is_free
+from dataops.platform.host import require_free_port
 from dataops.platform.postgres import Postgres
 from dataops.platform.process import ManagedProcess
 from dataops.platform.service import Health, Report, Service, ServiceStatus, State
@@ -241,13 +241,8 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         for name, proc in self.components.items():
             if proc.pid() is not None:
                 continue
-            if name == "api-server" and not port_is_free(self.settings.port):
-                holder = port_holder(self.settings.port)
-                who = f" by pid {holder[0]} ({holder[1]})" if holder else ""
-                raise NotReadyError(
-                    f"port 127.0.0.1:{self.settings.port} is already in use{who}",
-                    "stop that process, or set platform.airflow.port in dataops.yml",
-                )
+            if name == "api-server":
+                require_free_port(self.settings.port, "platform.airflow.port")
             report(f"starting airflow {name}")
             proc.start()
             changed = True

@@ -142,6 +142,18 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def require_free_port(port: int, key: str, host: str = "127.0.0.1") -> None:
+    """NotReadyError naming the holder of `host:port` and the dataops.yml key to change."""
+    if port_is_free(port, host):
+        return
+    holder = port_holder(port)
+    who = f" by pid {holder[0]} ({holder[1]})" if holder else ""
+    raise NotReadyError(
+        f"port {host}:{port} is already in use{who}",
+        f"stop that process, or change {key} in dataops.yml",
+    )
+
+
 def port_holder(port: int) -> tuple[int, str] | None:
     """(pid, command line) of the process listening on TCP `port`, when /proc tells."""
     inodes: set[str] = set()

@@ -12,7 +12,7 @@ import psycopg
 
 from dataops.core.config import LoadedConfig
 from dataops.errors import ConfigError, NotReadyError
-from dataops.platform.host import grant_traverse, is_root, port_holder, port_is_free
+from dataops.platform.host import grant_traverse, is_root, require_free_port
 from dataops.platform.process import process_alive
 from dataops.platform.service import Health, Report, Service, ServiceStatus, State
 from dataops.platform.state import LocalSecrets, StateDir, atomic_write
@@ -135,13 +135,7 @@ class Postgres(Service):
         changed = self._init_cluster(report)
         changed |= self._write_config()
         if self._pid() is None:
-            if not port_is_free(self.port):
-                holder = port_holder(self.port)
-                who = f" by pid {holder[0]} ({holder[1]})" if holder else ""
-                raise NotReadyError(
-                    f"port 127.0.0.1:{self.port} is already in use{who}",
-                    "stop that process, or set platform.postgres.port in dataops.yml",
-                )
+            require_free_port(self.port, "platform.postgres.port")
             report(f"starting PostgreSQL on 127.0.0.1:{self.port}")
             result = self._run(
                 [

@@ -10,8 +10,8 @@ import httpx
 import yaml
 
 from dataops.core.config import LoadedConfig, RegistryAuth
-from dataops.errors import DataOpsError, NotReadyError
-from dataops.platform.host import port_holder, port_is_free
+from dataops.errors import DataOpsError
+from dataops.platform.host import require_free_port
 from dataops.platform.process import ManagedProcess
 from dataops.platform.service import Health, Report, Service, ServiceStatus, State
 from dataops.platform.state import LocalSecrets, StateDir, atomic_write
@@ -113,14 +113,8 @@ class Registry(Service):
             self.process.stop()
             pid = None
         if pid is None:
-            if not port_is_free(self.config.port, self.config.host):
-                holder = port_holder(self.config.port)
-                who = f" by pid {holder[0]} ({holder[1]})" if holder else ""
-                raise NotReadyError(
-                    f"port {self.config.address} is already in use{who}",
-                    f"stop that process, or change environments.{self.env_name}.registry.address "
-                    "in dataops.yml",
-                )
+            key = f"environments.{self.env_name}.registry.address"
+            require_free_port(self.config.port, key, self.config.host)
             report(f"starting {self.name} on {self.config.address}")
             self.process.start()
             changed = True
