@@ -29,8 +29,8 @@ def test_dag_ids_equal_the_specs(parsed: dict[str, Any]) -> None:
 
 
 def test_tasks_follow_the_spec(parsed: dict[str, Any]) -> None:
-    assert parsed["dags"]["flights"]["tasks"] == ["extract", "load", "transform"]
-    assert parsed["dags"]["airlines"]["tasks"] == ["extract", "load", "transform"]
+    assert parsed["dags"]["flights"]["tasks"] == ["extract", "load", "dbt"]
+    assert parsed["dags"]["airlines"]["tasks"] == ["extract", "load", "dbt"]
     assert all(dag["doc_md"] for dag in parsed["dags"].values())
 
 

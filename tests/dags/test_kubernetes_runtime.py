@@ -46,7 +46,7 @@ def deserialize(manifest: dict[str, Any]) -> V1Pod:
 
 
 def test_every_task_renders_a_valid_pod(pods: dict[str, Any]) -> None:
-    assert {"flights.extract", "flights.load", "flights.transform", "airlines.load"} <= set(pods)
+    assert {"flights.extract", "flights.load", "flights.dbt", "airlines.load"} <= set(pods)
     for key, manifest in pods.items():
         pod = deserialize(manifest)
         assert pod.metadata.namespace == "data-prod", key
@@ -75,14 +75,14 @@ def test_no_secret_value_is_in_a_pod_spec(pods: dict[str, Any]) -> None:
 
 def test_task_arguments_follow_the_spec(pods: dict[str, Any]) -> None:
     assert pods["flights.extract"]["spec"]["containers"][0]["args"] == ["extract"]
-    assert pods["flights.transform"]["spec"]["containers"][0]["args"] == [
-        "build",
+    assert pods["flights.dbt"]["spec"]["containers"][0]["args"] == [
+        "transform",
         "--select",
         "stg_nycflights__flights+",
-        "--indirect-selection",
-        "buildable",
         "--target",
         "prod",
+        "--audit",
+        "flights",
     ]
     env = {e["name"]: e["value"] for e in pods["flights.load"]["spec"]["containers"][0]["env"]}
     assert (

@@ -110,7 +110,7 @@ def _docker_operator(
         dag=dag,
         task_id=task.task_id,
         image=_image(task),
-        command=task_args(task, env),
+        command=task_args(spec, task, env),
         environment={**warehouse, **task_env(spec, task, env)},
         container_name=f"dataops-{dag.dag_id}-{task.task_id}-{{{{ ts_nodash }}}}",
         docker_url=DOCKER_URL,

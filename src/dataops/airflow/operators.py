@@ -1,10 +1,17 @@
-"""DockerOperator that never trips over the container of an earlier, killed try."""
+"""DockerOperator that never trips over the container of an earlier, killed try, and does not
+retry a failed data-quality gate."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+# dataops-task's exit code for "a dbt data test failed": the same data fails the same way.
+EXIT_QUALITY_GATE = 3
 
 
 class TaskContainerOperator(DockerOperator):
@@ -22,4 +29,12 @@ class TaskContainerOperator(DockerOperator):
             except Exception as exc:  # docker.errors.NotFound: nothing was left behind
                 if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                     raise
-        return super().execute(context)
+        try:
+            return super().execute(context)
+        except DockerContainerFailedException as exc:
+            if re.search(rf"'StatusCode': {EXIT_QUALITY_GATE}\b", str(exc)):
+                raise AirflowFailException(
+                    "a dbt data test failed (the quality gate): nothing was published; "
+                    "fix the data or the model, then run again"
+                ) from exc
+            raise

@@ -162,7 +162,7 @@ class PipelinePlan:
 
 
 def plan(spec: PipelineSpec, source_file: str) -> PipelinePlan:
-    """The tasks of one pipeline: extract -> load (-> dbt)."""
+    """The tasks of one pipeline: extract -> load (-> dbt: build, test, publish)."""
     tasks = [
         TaskPlan("extract", "extract", ("extract",)),
         TaskPlan("load", "load", ("load",), upstream=("extract",)),
@@ -170,7 +170,7 @@ def plan(spec: PipelineSpec, source_file: str) -> PipelinePlan:
     if spec.dbt is not None:
         tasks.append(
             TaskPlan(
-                "transform", "transform", ("dbt", "--select", spec.dbt.select), upstream=("load",)
+                "dbt", "transform", ("transform", "--select", spec.dbt.select), upstream=("load",)
             )
         )
     return PipelinePlan(spec, source_file, tuple(tasks))

@@ -36,12 +36,11 @@ def task_env(spec: PipelineSpec, task: TaskPlan, env_name: str) -> dict[str, str
     }
 
 
-def task_args(task: TaskPlan, env_name: str) -> list[str]:
+def task_args(spec: PipelineSpec, task: TaskPlan, env_name: str) -> list[str]:
     if task.image == "transform":
-        # buildable: a test runs only when every model it reads is selected or upstream of one,
-        # so a reference pipeline's build never trips over a relationship to a model it
-        # did not build (in a fresh warehouse, that model does not exist yet).
-        return ["build", *task.args[1:], "--indirect-selection", "buildable", "--target", env_name]
+        # Build and test in the pipeline's audit schemas, publish only when all passed
+        # (dataops.task.transform).
+        return [*task.args, "--target", env_name, "--audit", spec.pipeline]
     return list(task.args)
 
 
@@ -69,7 +68,7 @@ def render_pod(
             {
                 "name": "base",  # KubernetesPodOperator's name for the task container
                 "image": image,
-                "args": task_args(task, env_name),
+                "args": task_args(spec, task, env_name),
                 "env": [{"name": k, "value": v} for k, v in task_env(spec, task, env_name).items()],
                 "envFrom": [{"secretRef": {"name": secret}}],
                 "resources": {

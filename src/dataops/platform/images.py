@@ -26,6 +26,7 @@ from dataops import __version__
 from dataops.core.config import LoadedConfig
 from dataops.errors import DataOpsError, NotReadyError
 from dataops.platform.base_image import inspect as inspect_image
+from dataops.platform.dbt import parse_manifest
 from dataops.platform.service import Report
 from dataops.platform.state import StateDir, atomic_write
 
@@ -103,12 +104,11 @@ class ImageBuilder:
                 for p in sorted(project.rglob("*"))
                 if p.is_file() and not {"target", "logs", "dbt_packages"} & set(p.parts)
             ]
-        else:
-            package = self.root / "src" / "dataops"
-            for part in PACKAGE_PARTS:
-                path = package / part
-                found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-                files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
+        package = self.root / "src" / "dataops"
+        for part in PACKAGE_PARTS:
+            path = package / part
+            found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
         return files
 
     def content_hash(self, name: str, pins: str) -> str:
@@ -148,6 +148,11 @@ class ImageBuilder:
                 shutil.copy2(path, target)
         site = context / "site"
         site.mkdir(exist_ok=True)
+        if name == "transform":
+            # The manifest the dbt task defers to (and slim CI compares against), compiled now
+            # so that no dbt parse happens while Airflow parses DAGs.
+            self.report(f"{name}: compiling the dbt manifest")
+            parse_manifest(context / "dbt_project", context / "dbt_state", self.state.logs / "dbt")
         if pins:
             (context / "pins.txt").write_text(pins)
             self._uv(

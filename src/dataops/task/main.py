@@ -1,4 +1,4 @@
-"""`dataops-task`: the entry point of the task images (extract, load).
+"""`dataops-task`: the entry point of the task images (extract, load, transform).
 
 Configuration comes from the environment, as a container's does:
   DATAOPS_TASK_SPEC        the pipeline spec as JSON (the DAG passes it)
@@ -6,6 +6,10 @@ Configuration comes from the environment, as a container's does:
   DATAOPS_INTERVAL_END
   DATAOPS_DATA_DIR         the shared data folder (default /data): incoming/ and staged/
   PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD   the warehouse (libpq's own variables)
+
+transform (the dbt step) takes --select, --target and --audit instead of a spec and an
+interval: it builds and tests the selection in audit schemas and publishes it only when every
+test passed (see dataops.task.transform).
 """
 
 from __future__ import annotations
@@ -54,9 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("step", choices=["extract", "load"], help="what this task does")
+    parser.add_argument(
+        "step", choices=["extract", "load", "transform"], help="what this task does"
+    )
+    parser.add_argument("--select", help="transform: the dbt selection")
+    parser.add_argument("--target", help="transform: the dbt target (the environment)")
+    parser.add_argument("--audit", help="transform: the audit schema suffix (the pipeline)")
     args = parser.parse_args(argv)
     data_dir = Path(os.environ.get("DATAOPS_DATA_DIR", "/data"))
+    if args.step == "transform":
+        missing = [f"--{n}" for n in ("select", "target", "audit") if not getattr(args, n)]
+        if missing:
+            parser.error(f"transform needs {', '.join(missing)}")
+        from dataops.task.transform import main_transform
+
+        try:
+            return main_transform(args)
+        except TaskError as exc:
+            print(f"dataops-task transform failed: {exc}", file=sys.stderr)
+            return 1
     try:
         spec = _spec()
         start, end = _interval()

@@ -1,0 +1,66 @@
+"""dbt on the host: the environment it runs with, and manifests compiled without a warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dataops.core.config import WarehouseConfig
+from dataops.errors import DataOpsError, NotReadyError
+
+MANIFEST_PATH_IN_IMAGE = "/opt/dataops/dbt_state/manifest.json"
+
+
+def executable() -> Path:
+    dbt = Path(sys.executable).parent / "dbt"
+    if not dbt.exists():
+        raise NotReadyError("dbt is not installed in the venv", "make setup")
+    return dbt
+
+
+def environment(
+    project: Path,
+    target_path: Path,
+    log_path: Path,
+    warehouse: WarehouseConfig | None = None,
+    password: str = "",
+    schema: str | None = None,
+) -> dict[str, str]:
+    """os.environ plus what profiles.yml reads; a parse needs no real warehouse."""
+    env = {
+        **os.environ,
+        "PGHOST": warehouse.host if warehouse else "127.0.0.1",
+        "PGPORT": str(warehouse.port) if warehouse else "5432",
+        "PGDATABASE": warehouse.database if warehouse else "unused",
+        "PGUSER": warehouse.user if warehouse else "unused",
+        "PGPASSWORD": password,
+        "DBT_PROFILES_DIR": str(project),
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(log_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    if schema:
+        env["DBT_SCHEMA"] = schema
+    return env
+
+
+def parse_manifest(project: Path, out_dir: Path, log_path: Path) -> Path:
+    """`dbt parse` of `project` into `out_dir`/manifest.json (no warehouse connection)."""
+    result = subprocess.run(
+        [str(executable()), "parse", "--no-partial-parse"],
+        cwd=project,
+        env=environment(project, out_dir, log_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    manifest = out_dir / "manifest.json"
+    if result.returncode != 0 or not manifest.exists():
+        tail = "\n".join(result.stdout.strip().splitlines()[-10:])
+        raise DataOpsError(
+            f"dbt parse of {project} failed:\n{tail}",
+            "fix the dbt project (`dataops lint` and `dbt parse` in dbt_project/ show where)",
+        )
+    return manifest

@@ -1,0 +1,313 @@
+"""The dbt step of a pipeline: write, audit, publish.
+
+1. Under a warehouse-wide advisory lock (one dbt publish at a time per warehouse; a killed
+   container's session ends and so does its lock), drop what a previous failed run left in this
+   pipeline's audit schemas.
+2. `dbt build` the selection with `--vars {dataops_audit: NAME}`: every selected model goes to
+   `<published schema>__audit_NAME` (see dbt_project/macros/generate_schema_name.sql), and its
+   tests run there. Unselected parents are deferred to the published relations through the
+   manifest baked into the image when it was built (`--defer --favor-state`).
+3. Only when every model and every test passed, move the audited relations into the published
+   schemas in one transaction (readers see the old marts or the new ones, never a mix). When a
+   test fails nothing is published, and the audit schemas keep the rejected build for inspection.
+
+Exit codes: 0 published; 1 dbt or the warehouse failed (a retry may help); 3 a data test failed
+(the quality gate: retrying the same data would fail the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dataops.task.files import TaskError
+
+AUDIT_INFIX = "__audit_"
+# pg_advisory_lock key of "dbt publish" (the load task locks per target table with other keys).
+PUBLISH_LOCK = 0x64627470_75626C73 & 0x7FFFFFFFFFFFFFFF
+EXIT_QUALITY_GATE = 3
+_MANIFEST_SECTIONS = ("nodes", "sources", "seeds", "snapshots", "unit_tests")
+_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
+
+
+@dataclass
+class TransformResult:
+    published: list[str] = field(default_factory=list)
+    models: int = 0
+    tests: int = 0
+    failures: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+
+def retarget_manifest(manifest: Path, out_dir: Path, database: str) -> Path:
+    """A copy of a dbt manifest whose relations live in `database`.
+
+    The image's manifest was compiled when the image was built, and the same image runs in
+    every environment, each with its own warehouse database; deferred references must resolve
+    in the database this run uses (Postgres cannot read across databases)."""
+    document = json.loads(manifest.read_text())
+    for section in _MANIFEST_SECTIONS:
+        for node in (document.get(section) or {}).values():
+            if node.get("database"):
+                node["database"] = database
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "manifest.json"
+    target.write_text(json.dumps(document))
+    return target
+
+
+def audit_schemas(conn: psycopg.Connection, name: str) -> list[str]:
+    pattern = "%" + (AUDIT_INFIX + name).replace("_", r"\_")
+    rows = conn.execute(
+        "select nspname from pg_namespace where nspname like %s order by nspname", (pattern,)
+    ).fetchall()
+    return [row[0] for row in rows if row[0].endswith(AUDIT_INFIX + name)]
+
+
+def drop_audit_schemas(conn: psycopg.Connection, name: str) -> list[str]:
+    schemas = audit_schemas(conn, name)
+    for schema in schemas:
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+    return schemas
+
+
+def publish(conn: psycopg.Connection, name: str) -> list[str]:
+    """Publish the audit schemas of `name` in one transaction; returns the published relations.
+
+    Views are replaced in place (`create or replace view` with the audited definition pointed
+    at the published schemas, upstream first), so views that other models or readers built on
+    them keep working; a view whose columns changed incompatibly is dropped and created
+    instead, which fails, naming the dependents, if something outside the build still depends
+    on it. Tables are dropped and the audited table
+    is moved in (`alter table ... set schema`); a reader's own view on a replaced table stops
+    the publish (no CASCADE) instead of vanishing.
+    """
+    published: list[str] = []
+    with conn.transaction():
+        # Qualify every name in view definitions, so they can be re-pointed at the published
+        # schemas.
+        conn.execute("set local search_path = pg_catalog")
+        schemas = audit_schemas(conn, name)
+        suffix = AUDIT_INFIX + name
+        rows = conn.execute(
+            "select c.oid, n.nspname, c.relname, c.relkind from pg_class c"
+            " join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = any(%s) and c.relkind = any(%s) order by 2, 3",
+            (schemas, list(_KINDS)),
+        ).fetchall()
+        relations = {
+            oid: (schema, schema[: -len(suffix)], rel, kind) for oid, schema, rel, kind in rows
+        }
+        for target in sorted({r[1] for r in relations.values()}):
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(target)))
+        views = [oid for oid, r in relations.items() if r[3] == "v"]
+        for oid in _upstream_first(conn, views):
+            _, target, rel, _ = relations[oid]
+            _publish_view(conn, oid, target, rel, schemas, suffix)
+            published.append(f"{target}.{rel}")
+        for schema, target, rel, kind in relations.values():
+            if kind == "v":
+                continue
+            old = _relkind(conn, target, rel)
+            if old is not None:
+                conn.execute(
+                    sql.SQL("drop {} {}").format(sql.SQL(_KINDS[old]), sql.Identifier(target, rel))
+                )
+            conn.execute(
+                sql.SQL("alter {} {} set schema {}").format(
+                    sql.SQL(_KINDS[kind]), sql.Identifier(schema, rel), sql.Identifier(target)
+                )
+            )
+            published.append(f"{target}.{rel}")
+        for schema in schemas:
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+    return sorted(published)
+
+
+def _relkind(conn: psycopg.Connection, schema: str, rel: str) -> str | None:
+    row = conn.execute(
+        "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s",
+        (schema, rel),
+    ).fetchone()
+    return row[0] if row is not None and row[0] in _KINDS else None
+
+
+def _upstream_first(conn: psycopg.Connection, views: list[int]) -> list[int]:
+    """The views ordered so that a view comes after the views it reads."""
+    edges = conn.execute(
+        "select distinct r.ev_class, d.refobjid from pg_depend d"
+        " join pg_rewrite r on r.oid = d.objid"
+        " where d.classid = 'pg_rewrite'::regclass and r.ev_class = any(%s)"
+        " and d.refobjid = any(%s) and d.refobjid <> r.ev_class",
+        (views, views),
+    ).fetchall()
+    reads: dict[int, set[int]] = {oid: set() for oid in views}
+    for view, parent in edges:
+        reads[view].add(parent)
+    ordered: list[int] = []
+    while reads:
+        ready = sorted(oid for oid, parents in reads.items() if not parents - set(ordered))
+        if not ready:  # a cycle cannot happen between views; keep going rather than spin
+            ready = sorted(reads)
+        for oid in ready:
+            ordered.append(oid)
+            del reads[oid]
+    return ordered
+
+
+def _publish_view(
+    conn: psycopg.Connection,
+    oid: int,
+    target: str,
+    rel: str,
+    schemas: list[str],
+    suffix: str,
+) -> None:
+    row = conn.execute("select pg_get_viewdef(%s::oid)", (oid,)).fetchone()
+    definition: str = row[0] if row else ""
+    for audit in schemas:
+        published = audit[: -len(suffix)]
+        definition = definition.replace(f'"{audit}".', f'"{published}".')
+        definition = definition.replace(f"{audit}.", f"{published}.")
+    old = _relkind(conn, target, rel)
+    replace = sql.SQL("create or replace view {} as ").format(sql.Identifier(target, rel))
+    if old == "v":
+        try:
+            with conn.transaction():  # a savepoint: an incompatible change falls through
+                conn.execute(replace + sql.SQL(definition))
+            return
+        except psycopg.errors.InvalidTableDefinition:
+            pass  # columns removed, renamed or retyped: drop the old view, then create it
+    if old is not None:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("drop {} {}").format(sql.SQL(_KINDS[old]), sql.Identifier(target, rel))
+                )
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise TaskError(
+                f"cannot publish {target}.{rel}: its columns changed and "
+                f"{(exc.diag.message_detail or 'other objects depend on it').splitlines()[0]}; "
+                "select the dependent models too (e.g. `MODEL+`) or drop the reader's view"
+            ) from None
+    conn.execute(replace + sql.SQL(definition))
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    row = conn.execute("select pg_try_advisory_lock(%s)", (PUBLISH_LOCK,)).fetchone()
+    if row is not None and row[0]:
+        return
+    print("waiting for another dbt run in this warehouse to publish", flush=True)
+    started = time.monotonic()
+    conn.execute("select pg_advisory_lock(%s)", (PUBLISH_LOCK,))
+    print(f"lock taken after {time.monotonic() - started:.1f}s", flush=True)
+
+
+def summarize(run_results: Path) -> TransformResult:
+    result = TransformResult()
+    if not run_results.exists():
+        return result
+    for item in json.loads(run_results.read_text()).get("results", []):
+        unique_id: str = item.get("unique_id", "")
+        status = item.get("status")
+        if unique_id.startswith("model."):
+            result.models += 1
+        elif unique_id.startswith(("test.", "unit_test.")):
+            result.tests += 1
+        if status in ("fail", "error"):
+            message = (item.get("message") or "").strip().splitlines()
+            result.failures.append(f"{status}: {unique_id}: {message[0] if message else ''}")
+    return result
+
+
+def transform(
+    select: str,
+    target: str,
+    name: str,
+    *,
+    project_dir: Path,
+    state_manifest: Path,
+    work_dir: Path,
+    dbt: list[str] | None = None,
+) -> TransformResult:
+    """Build and test `select` in the audit schemas of `name`, then publish it."""
+    database = os.environ.get("PGDATABASE")
+    if not database:
+        raise TaskError("environment variable PGDATABASE is not set (the DAG sets it)")
+    if not state_manifest.exists():
+        raise TaskError(f"no dbt manifest at {state_manifest} (the image build bakes it in)")
+    state = retarget_manifest(state_manifest, work_dir / "state", database)
+    with psycopg.connect(autocommit=True, application_name=f"dataops-dbt-{name}") as conn:
+        _lock(conn)
+        leftover = drop_audit_schemas(conn, name)
+        if leftover:
+            print(f"dropped the audit schemas of an earlier run: {', '.join(leftover)}")
+        command = [
+            *(dbt or [sys.executable, "-m", "dbt.cli.main"]),
+            "build",
+            "--select",
+            select,
+            "--indirect-selection",
+            "buildable",
+            "--target",
+            target,
+            "--vars",
+            json.dumps({"dataops_audit": name}),
+            "--defer",
+            "--favor-state",
+            "--state",
+            str(state.parent),
+        ]
+        print("+ " + " ".join(command), flush=True)
+        env = {**os.environ, "DBT_TARGET_PATH": str(work_dir / "target")}
+        code = subprocess.run(command, cwd=project_dir, env=env, check=False).returncode
+        result = summarize(work_dir / "target" / "run_results.json")
+        if code != 0:
+            tests_failed = any(
+                f.startswith(("fail: test.", "fail: unit_test.")) for f in result.failures
+            )
+            result.exit_code = EXIT_QUALITY_GATE if tests_failed else 1
+            schemas = audit_schemas(conn, name)
+            print(
+                f"dbt build failed: nothing was published; the published relations are "
+                f"unchanged. The rejected build stays in {', '.join(schemas) or 'no schema'} "
+                f"until the next run of {name}.",
+                file=sys.stderr,
+            )
+            for failure in result.failures:
+                print(f"  {failure}", file=sys.stderr)
+            return result
+        result.published = publish(conn, name)
+    print(f"published {len(result.published)} relation(s): {', '.join(result.published)}")
+    return result
+
+
+def main_transform(args: Any) -> int:
+    root = Path(os.environ.get("DBT_PROJECT_DIR", "/opt/dataops/dbt_project"))
+    state = Path(os.environ.get("DATAOPS_DBT_STATE", "/opt/dataops/dbt_state/manifest.json"))
+    work = Path(os.environ.get("DATAOPS_WORK_DIR", "/tmp/dataops-dbt"))
+    result = transform(
+        args.select, args.target, args.audit, project_dir=root, state_manifest=state, work_dir=work
+    )
+    print(
+        json.dumps(
+            {
+                "step": "transform",
+                "models": result.models,
+                "tests": result.tests,
+                "published": result.published,
+                "failures": result.failures,
+            }
+        )
+    )
+    return result.exit_code
