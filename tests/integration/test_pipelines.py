@@ -128,6 +128,62 @@ def test_running_an_interval_twice_gives_identical_tables(ready: psycopg.Connect
     assert audits_after == audits + 1  # it really loaded again
 
 
+def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
+    ready: psycopg.Connection,
+) -> None:
+    """Rows with a carrier no airline has: dbt's relationships test fails in the audit schema,
+    the run fails without retries, and readers keep the marts of the last good build."""
+    good = run_dataops("run", "flights", "--env", "dev", "--date", "2013-06-01")
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+    marts = ("analytics_marts.carrier_monthly_performance", "analytics_marts.fct_flights")
+    published = {table: state_of(ready, table) for table in marts}
+
+    month = INCOMING / "flights" / "2013-06.csv"
+    original = month.read_bytes()
+    lines = original.decode().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    carrier = header.index("carrier")
+    bad = []
+    for line in lines[1:101]:  # 100 flights of an airline that does not exist
+        fields = line.rstrip("\n").split(",")
+        fields[carrier] = "ZZ"
+        bad.append(",".join(fields) + "\n")
+    month.write_text("".join([lines[0], *bad, *lines[101:]]))
+    try:
+        result = run_dataops("run", "flights", "--env", "dev", "--date", "2013-06-01")
+    finally:
+        month.write_bytes(original)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "relationships_stg_nycflights__flights_carrier_code" in output, output[-3000:]
+    assert "nothing was published" in output
+    assert "the quality gate" in output  # failed for good: no retry of the same bad data
+    # The fault really happened: the rejected build holds the bad rows.
+    rejected = ready.execute(
+        "select count(*) from analytics_staging__audit_flights.stg_nycflights__flights"
+        " where carrier_code = 'ZZ'"
+    ).fetchone()[0]
+    assert rejected == 100
+    for table in marts:
+        assert state_of(ready, table) == published[table], table
+    assert (
+        ready.execute(
+            "select count(*) from analytics_marts.carrier_monthly_performance"
+            " where carrier_code = 'ZZ'"
+        ).fetchone()[0]
+        == 0
+    )
+
+    repaired = run_dataops("run", "flights", "--env", "dev", "--date", "2013-06-01")
+    assert repaired.returncode == 0, repaired.stdout[-2000:] + repaired.stderr[-2000:]
+    for table in marts:
+        assert state_of(ready, table) == published[table], table
+    leftover = ready.execute(
+        "select count(*) from pg_namespace where nspname like '%\\_\\_audit\\_flights'"
+    ).fetchone()[0]
+    assert leftover == 0
+
+
 def test_a_failing_container_fails_the_run_with_its_error(ready: psycopg.Connection) -> None:
     planes = INCOMING / "reference" / "planes.csv"
     hidden = planes.with_suffix(".hidden")

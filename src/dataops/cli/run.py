@@ -109,14 +109,16 @@ def run(
 
 
 def _events(text: str) -> str:
-    """The `event` of each JSON line of an Airflow task log (other lines as they are)."""
+    """Each JSON line of an Airflow task log file rendered (other lines as they are)."""
     import json
+
+    from dataops.platform.airflow_api import render_log_event
 
     lines = []
     for line in text.splitlines():
         try:
-            lines.append(str(json.loads(line).get("event", line)))
-        except (ValueError, AttributeError):
+            lines.append(render_log_event(json.loads(line)))
+        except ValueError:
             lines.append(line)
     return "\n".join(lines)
 

@@ -174,10 +174,21 @@ class AirflowClient:
             "GET",
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"full_content": "true"},
-            headers={"Accept": "text/plain"},
         )
-        return (
-            response.text
-            if response.status_code == 200
-            else f"(log unavailable: {response.status_code})"
-        )
+        if response.status_code != 200:
+            return f"(log unavailable: {response.status_code})"
+        content = response.json().get("content", [])
+        if isinstance(content, str):
+            return content
+        return "\n".join(render_log_event(event) for event in content)
+
+
+def render_log_event(event: object) -> str:
+    """One line of a structured Airflow 3 task log: its event, plus the exception if any."""
+    if not isinstance(event, dict):
+        return str(event)
+    text = str(event.get("event", ""))
+    for error in event.get("error_detail") or []:
+        if isinstance(error, dict):
+            text += f"\n  {error.get('exc_type')}: {error.get('exc_value')}"
+    return text

@@ -1,0 +1,48 @@
+"""The pure parts of the dbt step: manifest retargeting and the run summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dataops.task.transform import retarget_manifest, summarize
+
+
+def test_retarget_manifest_points_every_relation_at_the_running_database(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "nodes": {"model.p.a": {"database": "built_with", "schema": "s"}},
+                "sources": {"source.p.r.t": {"database": "built_with", "schema": "raw"}},
+                "unit_tests": {},
+                "metadata": {"dbt_version": "1.11.0"},
+            }
+        )
+    )
+    out = retarget_manifest(manifest, tmp_path / "state", "warehouse_prod")
+    document = json.loads(out.read_text())
+    assert document["nodes"]["model.p.a"] == {"database": "warehouse_prod", "schema": "s"}
+    assert document["sources"]["source.p.r.t"]["database"] == "warehouse_prod"
+    assert document["metadata"] == {"dbt_version": "1.11.0"}
+    assert json.loads(manifest.read_text())["nodes"]["model.p.a"]["database"] == "built_with"
+
+
+def test_summary_counts_models_and_tests_and_names_failures(tmp_path: Path) -> None:
+    results = tmp_path / "run_results.json"
+    results.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {"unique_id": "model.p.a", "status": "success"},
+                    {"unique_id": "test.p.unique_a_id.1", "status": "fail", "message": "Got 2"},
+                    {"unique_id": "unit_test.p.a.t", "status": "pass"},
+                    {"unique_id": "model.p.b", "status": "skipped"},
+                ]
+            }
+        )
+    )
+    summary = summarize(results)
+    assert (summary.models, summary.tests) == (2, 2)
+    assert summary.failures == ["fail: test.p.unique_a_id.1: Got 2"]
+    assert summarize(tmp_path / "missing.json").failures == []
