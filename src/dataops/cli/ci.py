@@ -1,0 +1,158 @@
+"""`dataops ci`: slim CI for the dbt project, and the sweeper of CI schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import click
+
+from dataops.cli.context import Context, pass_context
+from dataops.errors import DataOpsError, ExitCode
+
+
+@click.group()
+def ci() -> None:
+    """Continuous integration: build and test what changed, clean up after it."""
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+@ci.command("dbt")
+@click.option(
+    "--env",
+    "env",
+    default="dev",
+    show_default=True,
+    help="Environment whose warehouse and deployed manifest are the baseline.",
+)
+@click.option("--schema", default=None, help="CI schema (default: ci_<current git branch>).")
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="dbt project to test (default: dbt_project/ of this checkout).",
+)
+@click.option("--keep", is_flag=True, help="Keep the CI schemas afterwards (to inspect them).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def ci_dbt(
+    ctx: Context,
+    env: str,
+    schema: str | None,
+    project_dir: Path | None,
+    keep: bool,
+    as_json: bool,
+) -> None:
+    """Slim CI: build and test only the modified dbt models and their descendants.
+
+    Compares the dbt project with the manifest baked into the transform image ENV runs
+    (`state:modified+`), prints which models were selected and why, builds and tests them in
+    the schema ci_<branch> of ENV's warehouse with every unmodified parent read from ENV's
+    published relations (`--defer --favor-state`), then drops the CI schemas. Exits 1 when a
+    model or test fails. `dataops ci sweep` removes CI schemas a killed run left behind."""
+    from dataops.platform.slim_ci import SlimCi, ci_schema_name
+
+    loaded = ctx.loaded()
+    branch = _git(loaded.root, "rev-parse", "--abbrev-ref", "HEAD") or "detached"
+    commit = _git(loaded.root, "rev-parse", "--short", "HEAD")
+    name = schema or ci_schema_name(branch)
+    if name != ci_schema_name(name.removeprefix("ci_")):
+        raise DataOpsError(
+            f"--schema {name!r} is not a CI schema name",
+            "use ci_ followed by lower-case letters, digits and underscores",
+            exit_code=ExitCode.USAGE,
+        )
+    project = (project_dir or loaded.root / "dbt_project").resolve()
+    if not (project / "dbt_project.yml").exists():
+        raise DataOpsError(
+            f"no dbt_project.yml in {project}", "pass --project-dir DIR", exit_code=ExitCode.USAGE
+        )
+    echo = (
+        None if as_json else (lambda line: ctx.console.print(line, markup=False, highlight=False))
+    )
+    result = SlimCi(loaded, env, ctx.report).run(
+        name, project, f"{branch}@{commit}" if commit else branch, keep=keep, echo=echo
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "schema": result.schema,
+                    "baseline": result.baseline,
+                    "selected": [
+                        {"unique_id": s.unique_id, "reason": s.reason} for s in result.selected
+                    ],
+                    "executed_models": result.executed_models,
+                    "tests": result.tests,
+                    "failures": result.failures,
+                    "dropped_schemas": result.dropped,
+                    "run_results": result.run_results,
+                    "ok": result.ok,
+                },
+                indent=2,
+            )
+        )
+    else:
+        if result.dropped:
+            ctx.report(f"dropped {', '.join(result.dropped)}")
+        elif keep:
+            ctx.report(f"kept the CI schemas of {name} (--keep); drop them with dataops ci sweep")
+    if not result.ok:
+        raise DataOpsError(
+            f"slim CI failed in {name}: " + "; ".join(result.failures[:5]),
+            "fix the model or its tests; the dbt output above names the failing node",
+            exit_code=ExitCode.FAILED,
+        )
+    if not as_json:
+        ctx.console.print(
+            f"[green]ok[/] {len(result.executed_models)} model(s) built and "
+            f"{result.tests} test(s) passed in {name} (baseline {result.baseline})"
+        )
+
+
+@ci.command("sweep")
+@click.option("--env", "env", default="dev", show_default=True, help="Warehouse to sweep.")
+@click.option(
+    "--older-than",
+    default="24h",
+    show_default=True,
+    help="Age of CI schemas to drop: 30m, 24h, 7d.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be dropped; drop nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def ci_sweep(ctx: Context, env: str, older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Drop CI schemas older than --older-than (left by killed or --keep runs).
+
+    Only schemas `dataops ci dbt` registered (table dataops.ci_schemas) are touched."""
+    from dataops.platform.slim_ci import SlimCi, parse_age
+
+    age = parse_age(older_than)
+    swept = SlimCi(ctx.loaded(), env, ctx.report).sweep(age, dry_run=dry_run)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"dry_run": dry_run, "schemas": [{"schema": s, "created_at": c} for s, c in swept]},
+                indent=2,
+            )
+        )
+        return
+    verb = "would drop" if dry_run else "dropped"
+    for schema, created in swept:
+        ctx.console.print(f"{verb} {schema} (created {created})")
+    ctx.console.print(
+        f"{len(swept)} CI schema(s) older than {older_than} {verb.split()[-1]}"
+        if swept
+        else f"no CI schema older than {older_than}"
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ci)

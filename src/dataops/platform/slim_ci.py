@@ -1,0 +1,356 @@
+"""Slim CI for dbt: build and test only what changed, next to an environment's warehouse.
+
+The baseline is the manifest baked into the transform image the environment runs (the build
+record of `dataops images build --push --env E`): the working tree's dbt project is compared
+with it (`state:modified+`), the modified models and their descendants are built and tested in
+a CI schema of their own (`ci_<branch>`, `ci_<branch>_staging`, ...), and every unmodified
+parent is read from the environment's published relations (`--defer --favor-state`). The CI
+schemas are dropped afterwards. Each CI schema is registered in `dataops.ci_schemas` before any
+DDL, so a run that was killed leaves a record `dataops ci sweep` finds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dataops.core.config import LoadedConfig
+from dataops.errors import DataOpsError, ExitCode, NotReadyError
+from dataops.platform import dbt
+from dataops.platform.service import Report
+from dataops.platform.state import LocalSecrets, StateDir
+from dataops.task.transform import retarget_manifest, summarize
+
+REGISTRY_DDL = """
+create schema if not exists dataops;
+create table if not exists dataops.ci_schemas (
+    schema_name text primary key,
+    created_at timestamptz not null default now(),
+    git_ref text,
+    schemas text[] not null default '{}'
+)
+"""
+LIST_ARGS = (
+    *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
+    *("--output", "json", "--output-keys", "unique_id", "--output-keys", "schema", "-q"),
+)
+_AGE = re.compile(r"^(\d+)([mhd])$")
+
+
+def ci_schema_name(branch: str) -> str:
+    """`ci_<branch>` as a Postgres identifier: lower case, [a-z0-9_], short enough for suffixes."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", branch.lower()).strip("_") or "detached"
+    return f"ci_{slug}"[:40].rstrip("_")
+
+
+def parse_age(text: str) -> timedelta:
+    match = _AGE.match(text.strip())
+    if not match:
+        raise DataOpsError(
+            f"--older-than {text!r} is not an age",
+            "give minutes, hours or days: 30m, 24h, 7d",
+            exit_code=ExitCode.USAGE,
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
+        unit, timedelta(days=amount)
+    )
+
+
+@dataclass
+class Selected:
+    unique_id: str
+    reason: str
+
+
+@dataclass
+class SlimCiResult:
+    schema: str
+    baseline: str  # the transform image whose manifest was the baseline
+    selected: list[Selected] = field(default_factory=list)
+    executed_models: list[str] = field(default_factory=list)
+    tests: int = 0
+    failures: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    run_results: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def selection_reasons(
+    current: dict[str, Any], baseline: dict[str, Any], selected: Iterable[str]
+) -> list[Selected]:
+    """Why each selected node was selected: what changed in it, or which changed parent it is
+    downstream of (models, seeds and snapshots; tests follow their models)."""
+    chosen = [u for u in selected if u.split(".")[0] in ("model", "seed", "snapshot")]
+    nodes, old = current.get("nodes", {}), baseline.get("nodes", {})
+    modified: dict[str, str] = {}
+    for unique_id in chosen:
+        node, before = nodes.get(unique_id, {}), old.get(unique_id)
+        if before is None:
+            modified[unique_id] = "new"
+        elif node.get("checksum") != before.get("checksum"):
+            modified[unique_id] = "modified: SQL changed"
+        elif node.get("config") != before.get("config"):
+            modified[unique_id] = "modified: config changed"
+        elif node.get("description") != before.get("description") or node.get(
+            "columns"
+        ) != before.get("columns"):
+            modified[unique_id] = "modified: description or columns changed"
+        elif node.get("depends_on", {}).get("macros") and any(
+            _macro_changed(current, baseline, m) for m in node["depends_on"]["macros"]
+        ):
+            modified[unique_id] = "modified: a macro it uses changed"
+    parents = current.get("parent_map", {})
+    reasons = []
+    for unique_id in chosen:
+        if unique_id in modified:
+            reasons.append(Selected(unique_id, modified[unique_id]))
+            continue
+        ancestors = _ancestors(parents, unique_id) & set(modified)
+        if ancestors:
+            names = ", ".join(sorted(a.split(".")[-1] for a in ancestors))
+            reasons.append(Selected(unique_id, f"downstream of {names}"))
+        else:
+            reasons.append(Selected(unique_id, "modified (dbt state:modified)"))
+    return reasons
+
+
+def _macro_changed(current: dict[str, Any], baseline: dict[str, Any], macro: str) -> bool:
+    now = current.get("macros", {}).get(macro, {}).get("macro_sql")
+    return now != baseline.get("macros", {}).get(macro, {}).get("macro_sql")
+
+
+def _ancestors(parents: dict[str, list[str]], unique_id: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(parents.get(unique_id, []))
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            todo.extend(parents.get(parent, []))
+    return seen
+
+
+class SlimCi:
+    def __init__(self, loaded: LoadedConfig, env: str, report: Report) -> None:
+        self.loaded = loaded
+        self.env = env
+        self.report = report
+        self.state = StateDir.of(loaded)
+        self.warehouse = loaded.environment(env).warehouse
+        self.password = loaded.resolve_secret(
+            ("environments", env, "warehouse", "password_env"), LocalSecrets(self.state).values()
+        )
+
+    def connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(
+                host=self.warehouse.host,
+                port=self.warehouse.port,
+                dbname=self.warehouse.database,
+                user=self.warehouse.user,
+                password=self.password,
+                autocommit=True,
+                connect_timeout=5,
+            )
+        except psycopg.OperationalError as exc:
+            raise NotReadyError(
+                f"cannot reach the {self.env} warehouse: {str(exc).strip().splitlines()[0]}",
+                "dataops up",
+            ) from None
+
+    # -- the baseline ----------------------------------------------------------------------------
+    def baseline_manifest(self) -> tuple[str, Path]:
+        """(image ref, manifest path) of the transform image the environment runs."""
+        record = self.state.root / "builds" / f"{self.env}.json"
+        try:
+            ref = json.loads(record.read_text())["images"]["transform"]["ref"]
+        except (FileNotFoundError, KeyError, ValueError):
+            raise NotReadyError(
+                f"no transform image is recorded for {self.env}, so there is no baseline",
+                f"dataops images build --push --env {self.env}",
+            ) from None
+        digest = ref.rsplit("@", 1)[-1].replace("sha256:", "")
+        cached = self.state.root / "manifests" / f"{digest}.json"
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            self.report(f"reading the dbt manifest baked into {ref}")
+            created = subprocess.run(
+                ["docker", "create", ref], capture_output=True, text=True, check=False
+            )
+            if created.returncode != 0:
+                raise NotReadyError(
+                    f"cannot read {ref}: {created.stderr.strip()}",
+                    f"dataops up; then dataops images build --push --env {self.env}",
+                )
+            container = created.stdout.strip()
+            try:
+                partial = cached.with_suffix(".part")
+                subprocess.run(
+                    ["docker", "cp", f"{container}:{dbt.MANIFEST_PATH_IN_IMAGE}", str(partial)],
+                    capture_output=True,
+                    check=True,
+                )
+                partial.replace(cached)
+            finally:
+                subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+        return ref, cached
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(
+        self,
+        schema: str,
+        project: Path,
+        git_ref: str,
+        keep: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> SlimCiResult:
+        ref, manifest = self.baseline_manifest()
+        work = self.state.root / "ci" / schema
+        state = retarget_manifest(manifest, work / "state", self.warehouse.database)
+        target = work / "target"
+        env = dbt.environment(
+            project, target, self.state.logs / "dbt", self.warehouse, self.password, schema
+        )
+        result = SlimCiResult(schema, ref, run_results=str(target / "run_results.json"))
+        with self.connect() as conn:
+            conn.execute(REGISTRY_DDL)
+            conn.execute(
+                "insert into dataops.ci_schemas (schema_name, git_ref) values (%s, %s)"
+                " on conflict (schema_name) do update set created_at = now(),"
+                " git_ref = excluded.git_ref",
+                (schema, git_ref),
+            )
+            try:
+                selector = ["--select", "state:modified+", "--state", str(state.parent)]
+                listed = self._dbt(
+                    ["ls", *selector, *LIST_ARGS],
+                    project,
+                    env,
+                )
+                rows = [json.loads(x) for x in listed.stdout.splitlines() if x.startswith("{")]
+                schemas = sorted({schema, *(r["schema"] for r in rows if r.get("schema"))})
+                conn.execute(
+                    "update dataops.ci_schemas set schemas = %s where schema_name = %s",
+                    (schemas, schema),
+                )
+                current = json.loads((target / "manifest.json").read_text())
+                result.selected = selection_reasons(
+                    current, json.loads(state.read_text()), [r["unique_id"] for r in rows]
+                )
+                if not result.selected:
+                    self.report(f"no model differs from {ref}: nothing to build")
+                    return result
+                self.report(
+                    f"{len(result.selected)} node(s) selected (state:modified+ against {ref}):"
+                )
+                for chosen in result.selected:
+                    self.report(f"  {chosen.unique_id}: {chosen.reason}")
+                build = [
+                    "build",
+                    *selector,
+                    "--defer",
+                    "--favor-state",
+                    "--target",
+                    "ci",
+                ]
+                self.report("+ dbt " + " ".join(build) + f"   (schema {schema})")
+                code = self._dbt_stream(build, project, env, echo)
+                summary = summarize(target / "run_results.json")
+                result.tests, result.failures = summary.tests, summary.failures
+                result.executed_models = sorted(
+                    item["unique_id"]
+                    for item in json.loads((target / "run_results.json").read_text())["results"]
+                    if item["unique_id"].startswith("model.")
+                )
+                if code != 0 and not result.failures:
+                    result.failures = [f"dbt build exited with {code}; see its output above"]
+            finally:
+                if not keep:
+                    result.dropped = self.drop(conn, schema)
+        return result
+
+    def _dbt(self, args: list[str], project: Path, env: dict[str, str]) -> Any:
+        done = subprocess.run(
+            [str(dbt.executable()), *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
+            raise DataOpsError(
+                f"dbt {args[0]} failed:\n{tail}",
+                "fix the dbt project (`dataops lint` shows SQL problems), then run again",
+            )
+        return done
+
+    def _dbt_stream(
+        self,
+        args: list[str],
+        project: Path,
+        env: dict[str, str],
+        echo: Callable[[str], None] | None,
+    ) -> int:
+        with subprocess.Popen(
+            [str(dbt.executable()), *args],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if echo:
+                    echo(line.rstrip("\n"))
+            return process.wait()
+
+    # -- cleanup ---------------------------------------------------------------------------------
+    def drop(self, conn: psycopg.Connection, schema: str) -> list[str]:
+        """Drop a CI schema and the schemas dbt derived from it; forget it in the registry."""
+        row = conn.execute(
+            "select schemas from dataops.ci_schemas where schema_name = %s", (schema,)
+        ).fetchone()
+        names = sorted({schema, *(row[0] if row else [])})
+        dropped = []
+        with conn.transaction():
+            for name in names:
+                exists = conn.execute(
+                    "select 1 from pg_namespace where nspname = %s", (name,)
+                ).fetchone()
+                if exists:
+                    conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+                    dropped.append(name)
+            conn.execute("delete from dataops.ci_schemas where schema_name = %s", (schema,))
+        return dropped
+
+    def sweep(self, older_than: timedelta, dry_run: bool = False) -> list[tuple[str, str]]:
+        """Drop the CI schemas registered longer than `older_than` ago: [(schema, created)]."""
+        with self.connect() as conn:
+            conn.execute(REGISTRY_DDL)
+            old = conn.execute(
+                "select schema_name, created_at from dataops.ci_schemas"
+                " where created_at < now() - %s order by created_at",
+                (older_than,),
+            ).fetchall()
+            swept = []
+            for schema, created in old:
+                if not dry_run:
+                    self.drop(conn, schema)
+                swept.append((schema, created.isoformat(timespec="seconds")))
+        return swept
