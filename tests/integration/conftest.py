@@ -21,12 +21,17 @@ def ready(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
     for args in steps:
         result = run_dataops(*args)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with psycopg.connect(
+    with dev_warehouse(platform_up) as conn:
+        yield conn
+
+
+def dev_warehouse(secrets: dict[str, str]) -> psycopg.Connection:
+    """An autocommit connection to warehouse_dev as the dataops role."""
+    return psycopg.connect(
         host="127.0.0.1",
         port=5432,
         dbname="warehouse_dev",
         user="dataops",
-        password=platform_up["DATAOPS_WAREHOUSE_PASSWORD"],
+        password=secrets["DATAOPS_WAREHOUSE_PASSWORD"],
         autocommit=True,
-    ) as conn:
-        yield conn
+    )

@@ -13,20 +13,14 @@ import pytest
 
 from dataops.task.files import TaskError
 from dataops.task.transform import audit_schemas, publish
+from tests.integration.conftest import dev_warehouse
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def conn(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=5432,
-        dbname="warehouse_dev",
-        user="dataops",
-        password=platform_up["DATAOPS_WAREHOUSE_PASSWORD"],
-        autocommit=True,
-    ) as connection:
+    with dev_warehouse(platform_up) as connection:
         yield connection
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,17 @@ import pytest
 from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
+
+
+def project_with(tmp_path: Path, model: str, edit: Callable[[str], str]) -> Path:
+    """A copy of the dbt project with the SQL of the staging `model` edited."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    path = project / "models" / "staging" / "nycflights" / f"{model}.sql"
+    before = path.read_text()
+    path.write_text(edit(before))
+    assert path.read_text() != before
+    return project
 
 
 def descendants(manifest: dict, unique_id: str) -> set[str]:
@@ -37,10 +49,7 @@ def schemas_like(conn: psycopg.Connection, prefix: str) -> list[str]:
 def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(
     ready: psycopg.Connection, tmp_path: Path
 ) -> None:
-    project = tmp_path / "dbt_project"
-    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
-    model = project / "models" / "staging" / "nycflights" / "stg_nycflights__airports.sql"
-    model.write_text("-- a change slim CI must notice\n" + model.read_text())
+    project = project_with(tmp_path, "stg_nycflights__airports", lambda sql: "-- changed\n" + sql)
 
     result = run_dataops(
         "ci",
@@ -92,11 +101,12 @@ def test_an_unchanged_project_builds_nothing(ready: psycopg.Connection) -> None:
 def test_a_failing_test_fails_slim_ci_and_still_drops_its_schemas(
     ready: psycopg.Connection, tmp_path: Path
 ) -> None:
-    project = tmp_path / "dbt_project"
-    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
-    model = project / "models" / "staging" / "nycflights" / "stg_nycflights__airlines.sql"
     # Every airline gets the same code: the unique test on carrier_code must fail.
-    model.write_text(model.read_text().replace("carrier as carrier_code", "'AA' as carrier_code"))
+    project = project_with(
+        tmp_path,
+        "stg_nycflights__airlines",
+        lambda sql: sql.replace("carrier as carrier_code", "'AA' as carrier_code"),
+    )
     result = run_dataops(
         "ci", "dbt", "--env", "dev", "--project-dir", str(project), "--schema", "ci_failing"
     )
