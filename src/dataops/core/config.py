@@ -152,10 +152,20 @@ class PlatformConfig(_Strict):
     base_image: BaseImageConfig = BaseImageConfig()
 
 
+class MigrationsConfig(_Strict):
+    """Versioned warehouse migrations (`dataops migrate`)."""
+
+    path: str = "migrations"
+    # The schemas migrations own: `apply` refuses a warehouse with objects here and no history
+    # (baseline it), and the drift check compares these with what the migrations produced.
+    schemas: list[Annotated[str, Field(pattern=_NAME)]] = ["raw", "dataops"]
+
+
 class ProjectConfig(_Strict):
     version: Literal[1]
     project: Annotated[str, Field(pattern=_NAME)]
     platform: PlatformConfig = PlatformConfig()
+    migrations: MigrationsConfig = MigrationsConfig()
     environments: dict[str, EnvironmentConfig]
 
     @field_validator("environments")

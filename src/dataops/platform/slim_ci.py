@@ -25,7 +25,7 @@ from psycopg import sql
 
 from dataops.core.config import LoadedConfig
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
-from dataops.platform import dbt
+from dataops.platform import dbt, warehouse
 from dataops.platform.service import Report
 from dataops.platform.state import LocalSecrets, StateDir
 from dataops.task.transform import retarget_manifest, summarize
@@ -149,27 +149,13 @@ class SlimCi:
         self.env = env
         self.report = report
         self.state = StateDir.of(loaded)
-        self.warehouse = loaded.environment(env).warehouse
+        self.warehouse_config = loaded.environment(env).warehouse
         self.password = loaded.resolve_secret(
             ("environments", env, "warehouse", "password_env"), LocalSecrets(self.state).values()
         )
 
     def connect(self) -> psycopg.Connection:
-        try:
-            return psycopg.connect(
-                host=self.warehouse.host,
-                port=self.warehouse.port,
-                dbname=self.warehouse.database,
-                user=self.warehouse.user,
-                password=self.password,
-                autocommit=True,
-                connect_timeout=5,
-            )
-        except psycopg.OperationalError as exc:
-            raise NotReadyError(
-                f"cannot reach the {self.env} warehouse: {str(exc).strip().splitlines()[0]}",
-                "dataops up",
-            ) from None
+        return warehouse.connect(warehouse.conninfo(self.loaded, self.env), self.env, "dataops-ci")
 
     # -- the baseline ----------------------------------------------------------------------------
     def baseline_manifest(self) -> tuple[str, Path]:
@@ -219,10 +205,15 @@ class SlimCi:
     ) -> SlimCiResult:
         ref, manifest = self.baseline_manifest()
         work = self.state.root / "ci" / schema
-        state = retarget_manifest(manifest, work / "state", self.warehouse.database)
+        state = retarget_manifest(manifest, work / "state", self.warehouse_config.database)
         target = work / "target"
         env = dbt.environment(
-            project, target, self.state.logs / "dbt", self.warehouse, self.password, schema
+            project,
+            target,
+            self.state.logs / "dbt",
+            self.warehouse_config,
+            self.password,
+            schema,
         )
         result = SlimCiResult(schema, ref, run_results=str(target / "run_results.json"))
         with self.connect() as conn:

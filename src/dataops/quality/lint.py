@@ -157,6 +157,26 @@ def spec_findings(loaded: LoadedConfig, files: list[Path]) -> list[Finding]:
     return findings
 
 
+def migration_findings(loaded: LoadedConfig, files: list[Path]) -> list[Finding]:
+    """Bad migration file names and destructive changes without the allow annotation."""
+    from dataops.core.migrations import destructive_changes, read_migration
+
+    findings = []
+    for path in files:
+        try:
+            migration = read_migration(path)
+        except ConfigError as exc:
+            findings.append(Finding(_rel(path, loaded.root), 1, 1, "MIG00", exc.reason, "dataops"))
+            continue
+        for found in destructive_changes(migration):
+            findings.append(
+                Finding(
+                    _rel(path, loaded.root), found.line, 1, found.rule, found.message, "dataops"
+                )
+            )
+    return findings
+
+
 def _from_config_error(exc: ConfigError, path: Path, root: Path) -> Iterable[Finding]:
     for line in exc.reason.splitlines():
         parts = line.split(":", 3)
@@ -204,7 +224,10 @@ def lint(
     sql = pick(models.rglob("*.sql"))
     dockerfiles = pick((root / "images").glob("*/Dockerfile"))
     specs = pick((root / "dags" / "pipelines").glob("*.yml"))
+    migrations = pick((root / loaded.config.migrations.path).glob("*.sql"))
     findings = sql_findings(root, sql, fix=fix, timeout=timeout)
     findings += docker_findings(root, dockerfiles, timeout)
     findings += spec_findings(loaded, specs)
-    return findings, {"sql": len(sql), "dockerfiles": len(dockerfiles), "specs": len(specs)}
+    findings += migration_findings(loaded, migrations)
+    counts = {"sql": len(sql), "dockerfiles": len(dockerfiles), "specs": len(specs)}
+    return findings, {**counts, "migrations": len(migrations)}

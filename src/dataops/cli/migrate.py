@@ -1,0 +1,211 @@
+"""`dataops migrate`: versioned warehouse migrations, per environment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from dataops.cli.context import Context, pass_context
+from dataops.errors import ExitCode
+
+
+def _migrator(ctx: Context, env: str):  # type: ignore[no-untyped-def]
+    from dataops.platform import warehouse
+    from dataops.platform.migrator import Migrator
+
+    loaded = ctx.loaded()
+    environment = loaded.environment(env)
+    info = warehouse.conninfo(loaded, env)
+    return Migrator(
+        connect=lambda: warehouse.connect(info, env, "dataops-migrate"),
+        folder=loaded.root / loaded.config.migrations.path,
+        schemas=loaded.config.migrations.schemas,
+        env=env,
+        strict_destructive=environment.gates.require_approval,
+        report=ctx.report,
+    )
+
+
+ENV = click.option(
+    "--env", "env", default="dev", show_default=True, help="Environment whose warehouse to migrate."
+)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group()
+def migrate() -> None:
+    """Versioned warehouse migrations (migrations/V*__*.sql, R__*.sql), per environment.
+
+    Applied migrations are recorded in dataops.schema_history with their checksum; an applied
+    file that was edited or deleted stops every command before any DDL runs."""
+
+
+def _print_warnings(ctx: Context, warnings: list[str]) -> None:
+    for warning in warnings:
+        ctx.err.print(f"[yellow]warning[/] {warning}", markup=True, highlight=False)
+
+
+@migrate.command()
+@ENV
+@JSON
+@pass_context
+def plan(ctx: Context, env: str, as_json: bool) -> None:
+    """Print the SQL `apply` would run now, in order; touches nothing."""
+    status = _migrator(ctx, env).plan()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "script": m.script,
+                        "version": m.version_label,
+                        "checksum": m.checksum,
+                        "transactional": m.transactional,
+                        "statements": list(m.statements),
+                    }
+                    for m in status.pending
+                ],
+                indent=2,
+            )
+        )
+        return
+    _print_warnings(ctx, status.warnings)
+    if not status.pending:
+        ctx.console.print(f"{env}: up to date, nothing to apply")
+        return
+    for m in status.pending:
+        mode = "" if m.transactional else " (no transaction)"
+        click.echo(f"-- {m.script}{mode} checksum {m.checksum[:12]}")
+        for statement in m.statements:
+            click.echo(statement.rstrip() + ";")
+        click.echo("")
+    ctx.console.print(f"{len(status.pending)} migration(s) would be applied to {env}")
+
+
+@migrate.command()
+@ENV
+@JSON
+@click.option(
+    "--lock-timeout",
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for another apply holding the lock.",
+)
+@pass_context
+def apply(ctx: Context, env: str, as_json: bool, lock_timeout: float) -> None:
+    """Apply pending migrations under a database lock, each in its own transaction.
+
+    Validates first (edited, deleted, duplicate or out-of-order migrations stop it before any
+    DDL). A warehouse with objects in the managed schemas but no history is refused: baseline
+    it first. Concurrent applies wait for each other and apply every migration exactly once."""
+    applied, warnings = _migrator(ctx, env).apply(lock_timeout=lock_timeout)
+    if as_json:
+        click.echo(json.dumps([asdict(a) for a in applied], indent=2))
+        return
+    _print_warnings(ctx, warnings)
+    if not applied:
+        ctx.console.print(f"{env}: up to date, nothing applied")
+        return
+    for item in applied:
+        ctx.console.print(f"[green]applied[/] {item.script} ({item.ms} ms)")
+    ctx.console.print(f"{len(applied)} migration(s) applied to {env}")
+
+
+@migrate.command()
+@ENV
+@JSON
+@pass_context
+def status(ctx: Context, env: str, as_json: bool) -> None:
+    """Applied and pending migrations, problems, and drift: objects in the managed schemas
+    changed outside migrations (exit 1 when there is drift or a problem)."""
+    result = _migrator(ctx, env).status()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "history": [
+                        {**asdict(r), "installed_at": r.installed_at.isoformat()}
+                        for r in result.history
+                    ],
+                    "pending": [m.script for m in result.pending],
+                    "drift": result.drift,
+                    "problems": result.warnings,
+                },
+                indent=2,
+            )
+        )
+    else:
+        from rich.table import Table
+
+        table = Table("version", "script", "state", "installed", "by", "ms", "checksum")
+        for r in result.history:
+            state = r.type if r.success else "[red]FAILED[/]"
+            table.add_row(
+                r.version or "",
+                r.script,
+                state,
+                f"{r.installed_at:%Y-%m-%d %H:%M}",
+                r.installed_by,
+                str(r.execution_ms),
+                (r.checksum or "")[:12],
+            )
+        for m in result.pending:
+            table.add_row(
+                m.version_label, m.script, "[yellow]pending[/]", "", "", "", m.checksum[:12]
+            )
+        ctx.console.print(table)
+        for problem in result.warnings:
+            ctx.console.print(f"[yellow]problem[/] {problem}", highlight=False)
+        if result.drift:
+            ctx.console.print(
+                "[red]drift[/]: changed outside migrations "
+                "(- was there after the last migration, + is new):"
+            )
+            for line in result.drift:
+                ctx.console.print(f"  {line}", markup=False, highlight=False)
+        else:
+            ctx.console.print("no drift: the managed schemas are what the migrations made")
+    if result.drift or any("failed" in p or "edited" in p or "gone" in p for p in result.warnings):
+        raise SystemExit(int(ExitCode.FAILED))
+
+
+@migrate.command()
+@ENV
+@pass_context
+def validate(ctx: Context, env: str) -> None:
+    """Check the files against the environment's history without changing anything: edited or
+    deleted applied migrations, duplicate versions, out-of-order files, destructive changes."""
+    status = _migrator(ctx, env).validate()
+    _print_warnings(ctx, status.warnings)
+    ctx.console.print(f"[green]ok[/] {env}: history consistent, {len(status.pending)} pending")
+
+
+@migrate.command()
+@ENV
+@click.option(
+    "--version",
+    "version",
+    required=True,
+    help="The last migration version the database already has.",
+)
+@click.option("--description", default="baseline", show_default=True)
+@pass_context
+def baseline(ctx: Context, env: str, version: str, description: str) -> None:
+    """Adopt an existing database: record VERSION as applied, so apply starts after it."""
+    _migrator(ctx, env).baseline(version, description)
+    ctx.console.print(f"[green]ok[/] {env} baselined at V{version}")
+
+
+@migrate.command()
+@ENV
+@click.option("--version", "version", required=True, help="The one version to repair.")
+@pass_context
+def repair(ctx: Context, env: str, version: str) -> None:
+    """Repair one version: forget its failed attempt, or record its edited file's checksum."""
+    ctx.console.print(_migrator(ctx, env).repair(version))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(migrate)
