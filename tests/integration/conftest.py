@@ -13,15 +13,22 @@ REFERENCE = ("airlines", "airports", "planes", "weather")
 
 
 @pytest.fixture(scope="session")
-def ready(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
-    """Images built and pushed to dev, the file drop delivered; a warehouse_dev connection."""
+def pipelines_ready(platform_up: dict[str, str]) -> dict[str, str]:
+    """Images built and pushed to dev, the file drop delivered, the reference data loaded."""
     steps = [("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")]
     # The reference data first: the flights marts join weather, airlines and airports.
     steps += [("run", name, "--env", "dev", "--date", "2013-01-01") for name in REFERENCE]
     for args in steps:
         result = run_dataops(*args)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with dev_warehouse(platform_up) as conn:
+    return platform_up
+
+
+@pytest.fixture
+def ready(pipelines_ready: dict[str, str]) -> Iterator[psycopg.Connection]:
+    """The pipelines set up, and a fresh warehouse_dev connection (tests that restart the
+    platform end older ones)."""
+    with dev_warehouse(pipelines_ready) as conn:
         yield conn
 
 

@@ -192,3 +192,22 @@ def test_missing_delivery_fails_with_a_clear_message(data_dir: Path, warehouse) 
     result = run_task("extract", spec, data_dir, conninfo, late)
     assert result.returncode == 1
     assert "no file flights/2014-01.csv in the drop" in result.stderr
+
+
+def test_a_warehouse_without_its_migrations_is_refused(data_dir: Path, warehouse) -> None:
+    conninfo, schema = warehouse
+    scratch = f"nomig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"create database {scratch}")
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+        bare = psycopg.conninfo.make_conninfo(**{**params, "dbname": scratch})
+        spec = spec_in("airlines", schema)
+        extract(spec, data_dir, *JAN)
+        with pytest.raises(TaskError, match=r"migrate apply --env ENV"):
+            load(spec, data_dir, *JAN, bare)
+        with psycopg.connect(bare) as conn:  # nothing was created there
+            assert conn.execute("select to_regnamespace(%s)", [schema]).fetchone() == (None,)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"drop database {scratch} with (force)")

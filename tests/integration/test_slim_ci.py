@@ -117,11 +117,6 @@ def test_a_failing_test_fails_slim_ci_and_still_drops_its_schemas(
 
 
 def test_sweep_drops_only_ci_schemas_older_than_the_age(ready: psycopg.Connection) -> None:
-    ready.execute(
-        "create table if not exists dataops.ci_schemas (schema_name text primary key,"
-        " created_at timestamptz not null default now(), git_ref text,"
-        " schemas text[] not null default '{}')"
-    )
     for name, age in (("ci_sweep_old", "2 days"), ("ci_sweep_new", "1 minute")):
         ready.execute(f"drop schema if exists {name}_marts cascade")
         ready.execute(f"create schema {name}_marts")

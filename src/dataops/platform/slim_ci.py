@@ -5,8 +5,8 @@ record of `dataops images build --push --env E`): the working tree's dbt project
 with it (`state:modified+`), the modified models and their descendants are built and tested in
 a CI schema of their own (`ci_<branch>`, `ci_<branch>_staging`, ...), and every unmodified
 parent is read from the environment's published relations (`--defer --favor-state`). The CI
-schemas are dropped afterwards. Each CI schema is registered in `dataops.ci_schemas` before any
-DDL, so a run that was killed leaves a record `dataops ci sweep` finds.
+schemas are dropped afterwards. Each CI schema is registered in `dataops.ci_schemas` (made by
+migration V1) before any DDL, so a run that was killed leaves a record `dataops ci sweep` finds.
 """
 
 from __future__ import annotations
@@ -30,15 +30,6 @@ from dataops.platform.service import Report
 from dataops.platform.state import LocalSecrets, StateDir
 from dataops.task.transform import retarget_manifest, summarize
 
-REGISTRY_DDL = """
-create schema if not exists dataops;
-create table if not exists dataops.ci_schemas (
-    schema_name text primary key,
-    created_at timestamptz not null default now(),
-    git_ref text,
-    schemas text[] not null default '{}'
-)
-"""
 LIST_ARGS = (
     *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
     *("--output", "json", "--output-keys", "unique_id", "--output-keys", "schema", "-q"),
@@ -217,7 +208,7 @@ class SlimCi:
         )
         result = SlimCiResult(schema, ref, run_results=str(target / "run_results.json"))
         with self.connect() as conn:
-            conn.execute(REGISTRY_DDL)
+            self._require_registry(conn)
             conn.execute(
                 "insert into dataops.ci_schemas (schema_name, git_ref) values (%s, %s)"
                 " on conflict (schema_name) do update set created_at = now(),"
@@ -311,6 +302,15 @@ class SlimCi:
                     echo(line.rstrip("\n"))
             return process.wait()
 
+    def _require_registry(self, conn: psycopg.Connection) -> None:
+        row = conn.execute("select to_regclass('dataops.ci_schemas')").fetchone()
+        if row is None or row[0] is None:
+            raise NotReadyError(
+                f"the {self.env} warehouse has no dataops.ci_schemas table (its migrations "
+                "were not applied)",
+                f"dataops migrate apply --env {self.env}",
+            )
+
     # -- cleanup ---------------------------------------------------------------------------------
     def drop(self, conn: psycopg.Connection, schema: str) -> list[str]:
         """Drop a CI schema and the schemas dbt derived from it; forget it in the registry."""
@@ -333,7 +333,7 @@ class SlimCi:
     def sweep(self, older_than: timedelta, dry_run: bool = False) -> list[tuple[str, str]]:
         """Drop the CI schemas registered longer than `older_than` ago: [(schema, created)]."""
         with self.connect() as conn:
-            conn.execute(REGISTRY_DDL)
+            self._require_registry(conn)
             old = conn.execute(
                 "select schema_name, created_at from dataops.ci_schemas"
                 " where created_at < now() - %s order by created_at",

@@ -28,26 +28,6 @@ from dataops.task.files import CHUNK, Manifest, TaskError, staged_dir
 BATCH = "_dataops_batch"
 INTERVAL = "_dataops_interval_start"
 
-AUDIT_DDL = """
-create schema if not exists dataops;
-create table if not exists dataops.load_audit (
-    id bigserial primary key,
-    pipeline text not null,
-    target text not null,
-    interval_start timestamptz not null,
-    interval_end timestamptz not null,
-    batch text not null,
-    mode text not null,
-    rows bigint not null,
-    sha256 text not null,
-    started_at timestamptz not null,
-    finished_at timestamptz not null default clock_timestamp(),
-    duration_ms integer not null
-);
-create index if not exists load_audit_pipeline_interval
-    on dataops.load_audit (pipeline, interval_start);
-"""
-
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -89,7 +69,12 @@ def load_file(
     began = time.monotonic()
     with psycopg.connect(conninfo, autocommit=False) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"dataops.load:{target.table}"])
-        conn.execute(AUDIT_DDL)
+        audit = conn.execute("select to_regclass('dataops.load_audit')").fetchone()
+        if audit is None or audit[0] is None:
+            raise TaskError(
+                "the warehouse has no dataops.load_audit table: its migrations were not "
+                "applied (run `dataops migrate apply --env ENV`)"
+            )
         conn.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(target.schema_name))
         )
