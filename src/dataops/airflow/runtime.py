@@ -1,8 +1,8 @@
 """What DAGs read from the environment the Airflow processes run in (set by `dataops up`).
 
 Only environment variables are read at parse time; the image refs are read when a task is
-rendered (in the worker), so promoting or rebuilding images changes the next run with no DAG
-file edited and no I/O while Airflow parses DAGs.
+rendered (in the worker) from the environment's active release, so promoting or rolling back a
+release changes the next run with no DAG file edited and no I/O while Airflow parses DAGs.
 """
 
 from __future__ import annotations
@@ -29,15 +29,18 @@ def data_dir() -> str:
 
 
 def image_ref(name: str) -> str:
-    """`registry/dataops/NAME@sha256:...` for this environment (a Jinja macro in the DAGs)."""
+    """`registry/dataops/NAME@sha256:...` of the environment's active release (a Jinja macro in
+    the DAGs)."""
     path = Path(
-        os.environ.get("DATAOPS_BUILDS_FILE", f"/var/lib/dataops/builds/{environment()}.json")
+        os.environ.get(
+            "DATAOPS_ACTIVE_FILE", f"/var/lib/dataops/releases/active-{environment()}.json"
+        )
     )
     try:
         images = json.loads(path.read_text())["images"]
         return str(images[name]["ref"])
     except (FileNotFoundError, KeyError, ValueError):
         raise RuntimeError(
-            f"no image {name!r} recorded for environment {environment()!r} in {path}: "
-            f"run `dataops images build --push --env {environment()}`"
+            f"no image {name!r} in the active release of {environment()!r} ({path}): "
+            f"run `dataops release create --env {environment()}` after building the images"
         ) from None

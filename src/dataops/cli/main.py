@@ -34,9 +34,21 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from dataops.cli import ci, data, docs, doctor, images, lint, migrate, platform, run, validate
+    from dataops.cli import (
+        ci,
+        data,
+        docs,
+        doctor,
+        images,
+        lint,
+        migrate,
+        platform,
+        release,
+        run,
+        validate,
+    )
 
-    for module in (doctor, platform, validate, lint, images, run, data, docs, ci, migrate):
+    for module in (doctor, platform, validate, lint, images, run, data, docs, ci, migrate, release):
         module.register(cli)
 
 

@@ -134,7 +134,8 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         env = {
             "DATAOPS_ENV": "dev",
             "DATAOPS_DATA_DIR": str(self.state.data),
-            "DATAOPS_BUILDS_FILE": str(self.state.root / "builds" / "dev.json"),
+            # The active release of dev (dataops release create / promote / rollback).
+            "DATAOPS_ACTIVE_FILE": str(self.state.root / "releases" / "active-dev.json"),
         }
         for name, environment in self.loaded.config.environments.items():
             wh = environment.warehouse

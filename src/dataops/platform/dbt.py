@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from dataops.core.config import WarehouseConfig
@@ -65,3 +66,31 @@ def parse_manifest(project: Path, out_dir: Path, log_path: Path) -> Path:
             "fix the dbt project (`dataops lint` and `dbt parse` in dbt_project/ show where)",
         )
     return manifest
+
+
+def manifest_of_image(cache: Path, ref: str, report: Callable[[str], None]) -> Path:
+    """The dbt manifest baked into the transform image `ref` (cached by digest)."""
+    digest = ref.rsplit("@", 1)[-1].replace("sha256:", "")
+    cached = cache / f"{digest}.json"
+    if cached.exists():
+        return cached
+    cache.mkdir(parents=True, exist_ok=True)
+    report(f"reading the dbt manifest baked into {ref}")
+    created = subprocess.run(["docker", "create", ref], capture_output=True, text=True, check=False)
+    if created.returncode != 0:
+        raise NotReadyError(
+            f"cannot read {ref}: {created.stderr.strip()}",
+            "dataops up; then dataops images build --push",
+        )
+    container = created.stdout.strip()
+    try:
+        partial = cached.with_suffix(".part")
+        subprocess.run(
+            ["docker", "cp", f"{container}:{MANIFEST_PATH_IN_IMAGE}", str(partial)],
+            capture_output=True,
+            check=True,
+        )
+        partial.replace(cached)
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+    return cached

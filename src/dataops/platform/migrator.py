@@ -54,7 +54,7 @@ create table if not exists dataops.schema_snapshot (
     objects jsonb not null
 )
 """
-OWN_TABLES = ("schema_history", "schema_snapshot")
+OWN_TABLES = ("schema_history", "schema_snapshot", "release_history")
 
 
 @dataclass(frozen=True)

@@ -150,40 +150,18 @@ class SlimCi:
 
     # -- the baseline ----------------------------------------------------------------------------
     def baseline_manifest(self) -> tuple[str, Path]:
-        """(image ref, manifest path) of the transform image the environment runs."""
-        record = self.state.root / "builds" / f"{self.env}.json"
+        """(image ref, manifest path) of the transform image the environment runs: its active
+        release's, or its latest build's before any release."""
+        from dataops.platform.releases import running_images
+
         try:
-            ref = json.loads(record.read_text())["images"]["transform"]["ref"]
-        except (FileNotFoundError, KeyError, ValueError):
+            ref = running_images(self.state, self.env)["transform"]["ref"]
+        except KeyError:
             raise NotReadyError(
                 f"no transform image is recorded for {self.env}, so there is no baseline",
                 f"dataops images build --push --env {self.env}",
             ) from None
-        digest = ref.rsplit("@", 1)[-1].replace("sha256:", "")
-        cached = self.state.root / "manifests" / f"{digest}.json"
-        if not cached.exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            self.report(f"reading the dbt manifest baked into {ref}")
-            created = subprocess.run(
-                ["docker", "create", ref], capture_output=True, text=True, check=False
-            )
-            if created.returncode != 0:
-                raise NotReadyError(
-                    f"cannot read {ref}: {created.stderr.strip()}",
-                    f"dataops up; then dataops images build --push --env {self.env}",
-                )
-            container = created.stdout.strip()
-            try:
-                partial = cached.with_suffix(".part")
-                subprocess.run(
-                    ["docker", "cp", f"{container}:{dbt.MANIFEST_PATH_IN_IMAGE}", str(partial)],
-                    capture_output=True,
-                    check=True,
-                )
-                partial.replace(cached)
-            finally:
-                subprocess.run(["docker", "rm", container], capture_output=True, check=False)
-        return ref, cached
+        return ref, dbt.manifest_of_image(self.state.root / "manifests", ref, self.report)
 
     # -- the run ---------------------------------------------------------------------------------
     def run(

@@ -1,0 +1,225 @@
+"""`dataops release`, `dataops promote`, `dataops rollback`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import asdict
+
+import click
+
+from dataops.cli.context import Context, pass_context
+from dataops.errors import DataOpsError
+
+
+def _releases(ctx: Context):  # type: ignore[no-untyped-def]
+    from dataops.platform.releases import Releases
+
+    return Releases(ctx.loaded(), ctx.report)
+
+
+ENV = click.option("--env", "env", default="dev", show_default=True, help="Environment.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group()
+def release() -> None:
+    """Releases: immutable records of what was built and tested together (image digests, git
+    commit, dbt manifest hash, migration version), stored by digest in the registry."""
+
+
+@release.command()
+@ENV
+@JSON
+@pass_context
+def create(ctx: Context, env: str, as_json: bool) -> None:
+    """Make a release of ENV's current build (`images build --push --env ENV`) and make it
+    the release ENV runs. The same build gives the same release id."""
+    from dataops.platform.releases import short
+
+    release_id, record, new = _releases(ctx).create(env)
+    if as_json:
+        click.echo(json.dumps({"release": release_id, "new": new, **record}, indent=2))
+        return
+    verb = "created" if new else "already existed:"
+    ctx.console.print(f"[green]ok[/] release {short(release_id)} {verb} {release_id}")
+    ctx.console.print(
+        f"active in {env}; commit {record['git_commit'][:12]}, "
+        f"migration V{record['migration_version']}"
+    )
+
+
+@release.command()
+@click.argument("release_ref", required=False)
+@ENV
+@JSON
+@pass_context
+def show(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> None:
+    """Show a release (default: the one ENV runs) and its history in ENV."""
+    releases = _releases(ctx)
+    release_id = releases.resolve(env, release_ref)
+    record = releases.record(env, release_id)
+    history = [asdict(e) for e in releases.history(env, release_id)]
+    if as_json:
+        click.echo(
+            json.dumps({"release": release_id, "record": record, "history": history}, indent=2)
+        )
+        return
+    ctx.console.print(f"release {release_id}")
+    ctx.console.print(json.dumps(record, indent=2), markup=False, highlight=False)
+    for entry in history:
+        state = "ok" if entry["ok"] else "FAILED"
+        ctx.console.print(
+            f"  {entry['at']} {entry['action']} {state} by {entry['actor']}", markup=False
+        )
+
+
+@release.command("list")
+@ENV
+@JSON
+@pass_context
+def list_(ctx: Context, env: str, as_json: bool) -> None:
+    """ENV's release history, oldest first: every creation, check, promotion, refusal and
+    rollback with who, when and the gate results."""
+    from dataops.platform.releases import short
+
+    releases = _releases(ctx)
+    history = [asdict(e) for e in releases.history(env)]
+    active = releases.active(env)
+    if as_json:
+        click.echo(json.dumps({"env": env, "active": active, "history": history}, indent=2))
+        return
+    for entry in history:
+        state = "ok" if entry["ok"] else "FAILED"
+        ctx.console.print(
+            f"{entry['at']} {short(entry['release_id'])} {entry['action']:<14} "
+            f"{state:<6} {entry['actor']}",
+            markup=False,
+        )
+    ctx.console.print(f"active in {env}: {short(active) if active else 'none'}")
+
+
+@release.command()
+@click.option(
+    "--release", "release_ref", default=None, help="Release id or prefix (default: the active one)."
+)
+@click.option("--name", required=True, help="The check's name (gates.require_checks).")
+@click.option("--passed/--failed", "passed", required=True, help="The check's result.")
+@click.option("--detail", default="", help="What was checked, or why it failed.")
+@ENV
+@pass_context
+def check(
+    ctx: Context, release_ref: str | None, name: str, passed: bool, detail: str, env: str
+) -> None:
+    """Record the result of a check of a release in ENV (CI records `ci` in dev)."""
+    releases = _releases(ctx)
+    release_id = releases.resolve(env, release_ref)
+    releases.check(env, release_id, name, passed, detail)
+    ctx.console.print(f"recorded check {name} {'passed' if passed else 'failed'} in {env}")
+
+
+@release.command()
+@click.option("--release", "release_ref", default=None, help="Default: the active one.")
+@ENV
+@pass_context
+def smoke(ctx: Context, release_ref: str | None, env: str) -> None:
+    """Smoke-test a release in ENV and record the `smoke` check: every image manifest and blob
+    is served by digest from ENV's registry, and ENV's migrations are current with no drift."""
+    releases = _releases(ctx)
+    release_id = releases.resolve(env, release_ref)
+    problems = releases.smoke(env, release_id)
+    releases.check(env, release_id, "smoke", not problems, "; ".join(problems) or "ok")
+    if problems:
+        raise DataOpsError(
+            f"smoke test of the release in {env} failed: " + "; ".join(problems),
+            "promote the release again, or apply the migrations",
+        )
+    ctx.console.print(f"[green]ok[/] smoke test passed in {env} (recorded)")
+
+
+@click.command()
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="Environment to promote into (its gates.promote_from is the source).",
+)
+@click.option(
+    "--release",
+    "release_ref",
+    default=None,
+    help="Release id or prefix (default: the one the source runs).",
+)
+@click.option("--approve", is_flag=True, help="Approve the promotion (prod requires it).")
+@click.option(
+    "--approver",
+    default=None,
+    help="Who approves (default: $DATAOPS_APPROVER, else the login name).",
+)
+@JSON
+@pass_context
+def promote(
+    ctx: Context,
+    target: str,
+    release_ref: str | None,
+    approve: bool,
+    approver: str | None,
+    as_json: bool,
+) -> None:
+    """Promote a release to TARGET: check the gates, copy every image registry-to-registry by
+    digest (blobs the target has are not sent), apply TARGET's migrations, then make the
+    release active there. On any failure the previous release stays active."""
+    from dataops.platform.releases import short
+
+    who = approver or os.environ.get("DATAOPS_APPROVER") or getpass.getuser()
+    result = _releases(ctx).promote(target, release_ref, approve, who)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "release": result.release_id,
+                    "env": target,
+                    "images": result.images,
+                    "gates": result.gates,
+                    "migrations": result.migrations,
+                    "blobs_sent": result.stats.blobs_sent,
+                    "blobs_skipped": result.stats.blobs_skipped,
+                    "bytes_sent": result.stats.bytes_sent,
+                },
+                indent=2,
+            )
+        )
+        return
+    for gate, outcome in result.gates.items():
+        ctx.console.print(f"  gate {gate}: {outcome}", markup=False)
+    ctx.console.print(
+        f"[green]ok[/] release {short(result.release_id)} active in {target}: "
+        f"{len(result.images)} image(s), {result.stats.blobs_sent} blob(s) sent "
+        f"({result.stats.bytes_sent / 1e6:.1f} MB), {result.stats.blobs_skipped} already there; "
+        f"migrations applied: {', '.join(result.migrations) or 'none'}"
+    )
+
+
+@click.command()
+@ENV
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    help="Release id or prefix (default: the one active before the current one).",
+)
+@pass_context
+def rollback(ctx: Context, env: str, to: str | None) -> None:
+    """Make an earlier release active again in ENV (recorded in the history); the next DAG
+    run uses its images."""
+    from dataops.platform.releases import short
+
+    release_id = _releases(ctx).rollback(env, to)
+    ctx.console.print(f"[green]ok[/] {env} runs release {short(release_id)} again")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(release)
+    group.add_command(promote)
+    group.add_command(rollback)

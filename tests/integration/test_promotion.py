@@ -1,0 +1,265 @@
+"""Releases promoted dev -> staging -> prod by digest through the real registries.
+
+The tests run in file order and build on each other: the dev release the pipelines fixture
+made is checked, promoted to staging (refused first while its check failed), smoke-tested,
+refused by prod without approval, promoted with it; then a tampered tag, a registry stopped
+mid-copy, concurrent promotions and a rollback that the next DAG run follows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dataops.core.config import load_config
+from dataops.platform.oci import Registry
+from tests.conftest import DATAOPS, ROOT, run_dataops
+
+pytestmark = pytest.mark.integration
+ACTIVE = ROOT / ".dataops" / "releases"
+
+
+def dataops_ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    result = run_dataops(*args, **kwargs)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def history(env: str) -> dict:
+    return json.loads(dataops_ok("release", "list", "--env", env, "--json").stdout)
+
+
+def active_images(env: str) -> dict[str, str]:
+    data = json.loads((ACTIVE / f"active-{env}.json").read_text())
+    return {name: info["digest"] for name, info in data["images"].items()}
+
+
+def registry(env: str, secrets: dict[str, str]) -> Registry:
+    port = {"dev": 5001, "staging": 5002, "prod": 5003}[env]
+    auth = (
+        None if env == "dev" else ("dataops", secrets[f"DATAOPS_REGISTRY_{env.upper()}_PASSWORD"])
+    )
+    return Registry(f"http://127.0.0.1:{port}", auth, name=env)
+
+
+def test_a_release_whose_check_failed_in_dev_is_refused(ready: psycopg.Connection) -> None:
+    before = history("staging")["active"]
+    dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--failed", "--detail", "lint")
+    refused = run_dataops("promote", "--to", "staging")
+    assert refused.returncode == 1
+    assert "check ci in dev: failed: lint" in refused.stderr
+    after = history("staging")
+    assert after["history"][-1]["action"] == "refused"
+    assert after["history"][-1]["detail"]["gates"]["check ci in dev"] == "failed: lint"
+    assert after["active"] == before
+
+
+def test_promote_to_staging_copies_by_digest_and_activates(
+    ready: psycopg.Connection, platform_up: dict[str, str]
+) -> None:
+    dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
+    result = json.loads(dataops_ok("promote", "--to", "staging", "--json").stdout)
+    assert result["gates"]["check ci in dev"] == "passed"
+    assert active_images("staging") == active_images("dev")
+    staging = registry("staging", platform_up)
+    for name, digest in active_images("dev").items():
+        assert staging.manifest_digest(f"dataops/{name}", digest) == digest
+    dataops_ok("release", "smoke", "--env", "staging")
+    # Again: every blob is already there, nothing is sent.
+    again = json.loads(dataops_ok("promote", "--to", "staging", "--json").stdout)
+    assert again["bytes_sent"] == 0 and again["blobs_sent"] == 0 and again["blobs_skipped"] > 0
+
+
+def test_prod_needs_an_approval_by_an_approver(ready: psycopg.Connection) -> None:
+    before = history("prod")["active"]
+    unapproved = run_dataops("promote", "--to", "prod")
+    assert unapproved.returncode == 1
+    assert "approval: failed: prod needs --approve" in unapproved.stderr
+    stranger = run_dataops("promote", "--to", "prod", "--approve", "--approver", "mallory")
+    assert stranger.returncode == 1
+    assert "'mallory' may not approve" in stranger.stderr
+    after = history("prod")
+    assert [e["action"] for e in after["history"]][-2:] == ["refused", "refused"]
+    assert after["active"] == before
+
+
+def test_a_release_never_in_staging_is_refused_by_prod(
+    ready: psycopg.Connection, tmp_path: Path
+) -> None:
+    # A second dev release (a changed extract image) that staging never ran.
+    other = build_other_release(tmp_path)
+    try:
+        refused = run_dataops(
+            "promote", "--to", "prod", "--release", other, "--approve", "--approver", "root"
+        )
+        assert refused.returncode == 1
+        assert "was active in staging: failed: never active there" in refused.stderr
+    finally:
+        restore_dev_release()
+
+
+def test_a_registry_stopped_mid_copy_leaves_the_previous_release_active(
+    ready: psycopg.Connection,
+) -> None:
+    before = history("prod")["active"]
+    process = subprocess.Popen(
+        [*DATAOPS, "promote", "--to", "prod", "--approve", "--approver", "root"],
+        cwd=ROOT,
+        env={**os.environ, "DATAOPS_PAUSE": "promote.after_image", "DATAOPS_PAUSE_SECONDS": "8"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        assert process.stderr is not None
+        seen = ""
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            seen += line
+            if "pausepoint promote.after_image" in line:
+                break
+        else:
+            pytest.fail(seen)
+        dataops_ok("down", "registry-prod")  # the fault: prod's registry goes away mid-copy
+        out, err = process.communicate(timeout=300)
+    finally:
+        dataops_ok("up", "registry-prod", "--no-install")
+    assert process.returncode == 1, out + err
+    assert "registry prod" in err and "failed after 3 tries" in err
+    assert "the active release of prod is unchanged" in err
+    after = history("prod")
+    assert after["active"] == before
+    assert after["history"][-1]["action"] == "promote-failed"
+
+    # With the registry back, the same promotion completes and prod has dev's digests.
+    dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")
+    assert active_images("prod") == active_images("staging") == active_images("dev")
+    show = subprocess.run(
+        ["bash", str(ROOT / "infra" / "show-digests.sh")], capture_output=True, text=True
+    )
+    assert show.returncode == 0, show.stderr
+    for line in show.stdout.splitlines():
+        digests = {part.split("=")[1] for part in line.split()[1:]}
+        assert len(digests) == 1, line
+
+
+def test_a_tag_moved_behind_our_back_is_refused(
+    ready: psycopg.Connection, platform_up: dict[str, str]
+) -> None:
+    loaded = load_config(ROOT / "dataops.yml")
+    assert loaded.config.environments["staging"].gates.promote_from == "dev"
+    record = json.loads((ACTIVE / "active-dev.json").read_text())["images"]["load"]
+    staging = registry("staging", platform_up)
+    raw, media, digest = staging.manifest("dataops/load", record["digest"])
+    # Someone points the version tag of the load image at other content.
+    impostor = staging.push_artifact("dataops/load", f"x{uuid.uuid4().hex[:8]}", b"{}", "a/b")
+    impostor_raw, impostor_media, _ = staging.manifest("dataops/load", impostor)
+    staging.put_manifest("dataops/load", record["content_hash"], impostor_raw, impostor_media)
+    try:
+        refused = run_dataops("promote", "--to", "staging")
+        assert refused.returncode == 1
+        assert "it was moved outside dataops" in refused.stderr
+        assert history("staging")["history"][-1]["action"] == "promote-failed"
+    finally:
+        staging.put_manifest("dataops/load", record["content_hash"], raw, media)
+    assert staging.manifest_digest("dataops/load", record["content_hash"]) == digest
+    dataops_ok("promote", "--to", "staging")
+
+
+def test_two_concurrent_promotions_end_with_a_consistent_history(
+    ready: psycopg.Connection,
+) -> None:
+    count = len(history("staging")["history"])
+    runs = [
+        subprocess.Popen(
+            [*DATAOPS, "promote", "--to", "staging", "--json"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    entries = history("staging")["history"][count:]
+    assert [e["action"] for e in entries] == ["promoted", "promoted"]
+    assert entries[0]["id"] < entries[1]["id"]
+    assert len({e["release_id"] for e in entries}) == 1
+
+
+def test_rollback_restores_the_previous_digests_and_the_next_run_uses_them(
+    ready: psycopg.Connection, tmp_path: Path
+) -> None:
+    first = history("dev")["active"]
+    first_extract = active_images("dev")["extract"]
+    other = build_other_release(tmp_path)
+    try:
+        other_extract = active_images("dev")["extract"]
+        assert other_extract != first_extract
+        assert extract_image_of_a_run() == other_extract
+
+        dataops_ok("rollback", "--env", "dev")
+        after = history("dev")
+        assert after["active"] == first != other
+        assert after["history"][-1]["action"] == "rolled-back"
+        assert active_images("dev")["extract"] == first_extract
+        assert extract_image_of_a_run() == first_extract
+    finally:
+        restore_dev_release()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+_BUILDS = ROOT / ".dataops" / "builds" / "dev.json"
+
+
+def build_other_release(tmp_path: Path) -> str:
+    """A second dev release whose extract image differs (a changed Dockerfile comment); it
+    becomes active in dev. `restore_dev_release` undoes it."""
+    shutil.copy(_BUILDS, tmp_path / "builds-dev.json")
+    (ROOT / ".dataops" / "test-builds-backup.json").write_text(_BUILDS.read_text())
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dataops.yml", "requirements.lock"):
+        shutil.copy(ROOT / name, project / name)
+    for name in ("images", "src", "dbt_project", "migrations"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    dockerfile = project / "images" / "extract" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + f"# release test {uuid.uuid4().hex}\n")
+    env = {"DATAOPS_STATE_DIR": str(ROOT / ".dataops")}
+    config = project / "dataops.yml"
+    dataops_ok("images", "build", "extract", "--push", "--env", "dev", config=config, env=env)
+    created = dataops_ok("release", "create", "--env", "dev", "--json", config=config, env=env)
+    return json.loads(created.stdout)["release"]
+
+
+def restore_dev_release() -> None:
+    backup = ROOT / ".dataops" / "test-builds-backup.json"
+    if backup.exists():
+        _BUILDS.write_text(backup.read_text())
+        backup.unlink()
+    dataops_ok("release", "create", "--env", "dev")
+
+
+def extract_image_of_a_run() -> str:
+    """Run the airlines pipeline; the digest its extract container ran, from the task log."""
+    dataops_ok("run", "airlines", "--env", "dev", "--date", "2013-01-01")
+    logs = sorted(
+        (ROOT / ".dataops" / "airflow" / "logs" / "dag_id=airlines").glob(
+            "run_id=*/task_id=extract/attempt=*.log"
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
+    text = logs[-1].read_text()
+    marker = "/dataops/extract@"
+    start = text.index(marker) + len(marker)
+    return text[start : start + 71]
