@@ -196,7 +196,8 @@ def promote(
     ctx.console.print(
         f"[green]ok[/] release {short(result.release_id)} active in {target}: "
         f"{len(result.images)} image(s), {result.stats.blobs_sent} blob(s) sent "
-        f"({result.stats.bytes_sent / 1e6:.1f} MB), {result.stats.blobs_skipped} already there; "
+        f"({result.stats.bytes_sent / 1e6:.1f} MB), {result.stats.blobs_mounted} mounted from "
+        f"another repository, {result.stats.blobs_skipped} already there; "
         f"migrations applied: {', '.join(result.migrations) or 'none'}"
     )
 

@@ -38,8 +38,11 @@ class RegistryError(DataOpsError):
 class CopyStats:
     blobs_sent: int = 0
     blobs_skipped: int = 0
+    blobs_mounted: int = 0
     bytes_sent: int = 0
     manifests: list[str] = field(default_factory=list)
+    # digest -> a repository of the target that has it, for cross-repository mounts
+    seen: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,9 +170,27 @@ class Registry:
             f"upload {digest[:19]} to {repo}",
         )
 
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Link a blob the registry holds in `from_repo` into `repo` without sending it."""
+        response = self.request(
+            "POST", f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": from_repo}
+        )
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202 and "location" in response.headers:
+            location = response.headers["location"]  # an upload was started instead: cancel it
+            url = f"{self.url}{location}" if location.startswith("/") else location
+            self.request("DELETE", url)
+        return False
+
     def copy_blob_from(self, source: Registry, repo: str, digest: str, stats: CopyStats) -> None:
         if self.has_blob(repo, digest):
             stats.blobs_skipped += 1
+            stats.seen.setdefault(digest, repo)
+            return
+        other = stats.seen.get(digest)
+        if other and other != repo and self.mount_blob(repo, digest, other):
+            stats.blobs_mounted += 1
             return
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
             hasher = hashlib.sha256()
@@ -201,6 +222,7 @@ class Registry:
             self.put_blob(repo, digest, spool.read(), size)
         stats.blobs_sent += 1
         stats.bytes_sent += size
+        stats.seen[digest] = repo
 
     # -- artifacts ---------------------------------------------------------------------------
     def push_artifact(self, repo: str, tag: str, payload: bytes, media: str) -> str:

@@ -29,6 +29,7 @@ from dataops.core.migrations import read_migrations
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.platform import dbt, oci, warehouse
 from dataops.platform.state import LocalSecrets, StateDir, atomic_write
+from dataops.task.failpoints import pause
 
 RELEASES_REPO = "dataops/releases"
 RELEASE_MEDIA = "application/vnd.dataops.release.v1+json"
@@ -331,7 +332,9 @@ class Releases:
             results[f"was active in {source}"] = "failed: never active there"
         else:
             results[f"was active in {source}"] = "passed"
-        for name in self.loaded.environment(source).gates.require_checks:
+        # The target's require_checks must have passed in the source (ci in dev for staging,
+        # smoke in staging for prod).
+        for name in gates_config.require_checks:
             checks = [
                 e for e in source_history if e.action == "check" and e.detail.get("check") == name
             ]
@@ -402,6 +405,7 @@ class Releases:
                     "gates": results,
                     "blobs_sent": result.stats.blobs_sent,
                     "blobs_skipped": result.stats.blobs_skipped,
+                    "blobs_mounted": result.stats.blobs_mounted,
                     "bytes_sent": result.stats.bytes_sent,
                     "migrations": result.migrations,
                 },
@@ -431,6 +435,7 @@ class Releases:
                     src, dst, f"dataops/{name}", info["digest"], info["tag"], result.stats
                 )
                 result.images[name] = info["digest"]
+                pause("promote.after_image")  # tests stop a registry here
             raw_tag = (
                 "release-"
                 + hashlib.sha256(json.dumps(record, indent=2, sort_keys=True).encode()).hexdigest()[
