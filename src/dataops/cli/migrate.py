@@ -12,20 +12,9 @@ from dataops.errors import ExitCode
 
 
 def _migrator(ctx: Context, env: str):  # type: ignore[no-untyped-def]
-    from dataops.platform import warehouse
     from dataops.platform.migrator import Migrator
 
-    loaded = ctx.loaded()
-    environment = loaded.environment(env)
-    info = warehouse.conninfo(loaded, env)
-    return Migrator(
-        connect=lambda: warehouse.connect(info, env, "dataops-migrate"),
-        folder=loaded.root / loaded.config.migrations.path,
-        schemas=loaded.config.migrations.schemas,
-        env=env,
-        strict_destructive=environment.gates.require_approval,
-        report=ctx.report,
-    )
+    return Migrator.for_environment(ctx.loaded(), env, ctx.report)
 
 
 ENV = click.option(

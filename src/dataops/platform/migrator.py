@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from dataops.core.config import LoadedConfig
 from dataops.core.migrations import (
     Migration,
     MigrationSet,
@@ -108,6 +109,24 @@ class Migrator:
         self.env = env
         self.strict_destructive = strict_destructive
         self.report = report
+
+    @classmethod
+    def for_environment(
+        cls, loaded: LoadedConfig, env: str, report: Callable[[str], None]
+    ) -> Migrator:
+        """The migrator of `env`'s warehouse, with the project's migrations and settings;
+        destructive changes need the annotation where the environment requires approval."""
+        from dataops.platform import warehouse
+
+        info = warehouse.conninfo(loaded, env)
+        return cls(
+            connect=lambda: warehouse.connect(info, env, "dataops-migrate"),
+            folder=loaded.root / loaded.config.migrations.path,
+            schemas=loaded.config.migrations.schemas,
+            env=env,
+            strict_destructive=loaded.environment(env).gates.require_approval,
+            report=report,
+        )
 
     # -- reading -----------------------------------------------------------------------------
     def migrations(self) -> MigrationSet:

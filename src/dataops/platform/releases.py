@@ -299,16 +299,7 @@ class Releases:
                         problems.append(f"{repo}: blob {blob['digest']} missing")
         finally:
             registry.close()
-        info = warehouse.conninfo(self.loaded, env)
-        migrator = Migrator(
-            connect=lambda: warehouse.connect(info, env, "dataops-smoke"),
-            folder=self.loaded.root / self.loaded.config.migrations.path,
-            schemas=self.loaded.config.migrations.schemas,
-            env=env,
-            strict_destructive=False,
-            report=self.report,
-        )
-        status = migrator.status()
+        status = Migrator.for_environment(self.loaded, env, self.report).status()
         if status.pending:
             problems.append(f"{len(status.pending)} migration(s) pending in {env}")
         problems += [f"schema drift: {line}" for line in status.drift]
@@ -450,16 +441,7 @@ class Releases:
     def _migrate(self, env: str) -> list[str]:
         from dataops.platform.migrator import Migrator
 
-        info = warehouse.conninfo(self.loaded, env)
-        migrator = Migrator(
-            connect=lambda: warehouse.connect(info, env, "dataops-migrate"),
-            folder=self.loaded.root / self.loaded.config.migrations.path,
-            schemas=self.loaded.config.migrations.schemas,
-            env=env,
-            strict_destructive=self.loaded.environment(env).gates.require_approval,
-            report=self.report,
-        )
-        applied, _ = migrator.apply()
+        applied, _ = Migrator.for_environment(self.loaded, env, self.report).apply()
         return [a.script for a in applied]
 
     # -- rollback ------------------------------------------------------------------------------
