@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -481,15 +480,19 @@ class Migrator:
         schemas = (self.schemas,)
         own = list(OWN_TABLES)
         lines: list[str] = []
+        # Our own bookkeeping tables and what they own (their id sequences) are not the schema.
         query = (
             "select n.nspname, c.relname, c.relkind, c.oid from pg_class c"
             " join pg_namespace n on n.oid = c.relnamespace"
             " where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')"
             " and not c.relispartition and not (n.nspname = 'dataops' and c.relname = any(%s))"
+            " and not exists (select 1 from pg_depend d join pg_class t on t.oid = d.refobjid"
+            " where d.objid = c.oid and d.deptype in ('a', 'i') and n.nspname = 'dataops'"
+            " and t.relname = any(%s))"
         )
         kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
         kinds |= {"S": "sequence", "f": "foreign table"}
-        relations = conn.execute(query, (*schemas, own)).fetchall()
+        relations = conn.execute(query, (*schemas, own, own)).fetchall()
         for schema, name, kind, oid in relations:
             lines.append(f"{kinds[kind]} {schema}.{name}")
             if kind in ("v", "m"):
@@ -531,11 +534,16 @@ class Migrator:
         row = conn.execute("select objects from dataops.schema_snapshot where id = 1").fetchone()
         if row is None:
             return []
-        recorded: list[Any] = row[0]
+        recorded = [line for line in row[0] if not _own(line)]
         live = self.catalog(conn)
         return [f"- {line}" for line in sorted(set(recorded) - set(live))] + [
             f"+ {line}" for line in sorted(set(live) - set(recorded))
         ]
+
+
+def _own(line: str) -> bool:
+    """A catalog line about our own bookkeeping (the history tables and what they own)."""
+    return any(f" dataops.{table}_" in line or f" dataops.{table} " in line for table in OWN_TABLES)
 
 
 def _first_line(exc: BaseException) -> str:
