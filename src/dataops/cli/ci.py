@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -117,6 +118,87 @@ def ci_dbt(
         )
 
 
+@ci.command("run")
+@click.option(
+    "--stage",
+    "stage",
+    default=None,
+    help="Run only this stage: validate, lint, unit, build, migrate, integration, "
+    "release, promote.",
+)
+@click.option(
+    "--base",
+    default="main",
+    show_default=True,
+    help="Git ref that lint compares against (changed files only).",
+)
+@click.option("--env", "env", default="dev", show_default=True, help="Environment CI runs in.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JUnit XML report here.",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@pass_context
+def ci_run(
+    ctx: Context,
+    stage: str | None,
+    base: str,
+    env: str,
+    junit_path: Path | None,
+    summary_path: Path | None,
+) -> None:
+    """Run the CI stages in order, fail-fast: validate, lint, unit, build, migrate,
+    integration (slim dbt), release, promote (to staging, on the main branch only).
+
+    Each stage prints a PASSED/FAILED line with its time; logs, result.json, junit.xml and
+    summary.md go to .dataops/ci/runs/<id>/. Unchanged images and dbt models are skipped, and
+    the summary says so. The release stage records that the dev release passed `ci`."""
+    from datetime import UTC, datetime
+
+    from dataops.platform.ci_stages import CiContext, run_stages, stage_names
+    from dataops.platform.state import StateDir
+
+    if stage and stage not in stage_names():
+        raise DataOpsError(
+            f"no stage {stage!r}",
+            f"use one of: {', '.join(stage_names())}",
+            exit_code=ExitCode.USAGE,
+        )
+    loaded = ctx.loaded()
+    branch = (
+        os.environ.get("DATAOPS_CI_BRANCH")
+        or _git(loaded.root, "rev-parse", "--abbrev-ref", "HEAD")
+        or "detached"
+    )
+    commit = _git(loaded.root, "rev-parse", "HEAD") or "unknown"
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{commit[:8]}"
+    out = StateDir.of(loaded).root / "ci" / "runs" / run_id
+    result = run_stages(
+        CiContext(loaded.root, base, branch, env),
+        out,
+        stage,
+        lambda line: ctx.console.print(line, markup=False, highlight=False),
+        commit,
+    )
+    for path, name in ((junit_path, "junit.xml"), (summary_path, "summary.md")):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text((out / name).read_text())
+    verdict = "[green]CI passed[/]" if result.ok else "[red]CI failed[/]"
+    ctx.console.print(f"{verdict} in {result.seconds:.0f}s; report: {out}")
+    if not result.ok:
+        raise SystemExit(int(ExitCode.FAILED))
+
+
 @ci.command("sweep")
 @click.option("--env", "env", default="dev", show_default=True, help="Warehouse to sweep.")
 @click.option(
@@ -152,6 +234,83 @@ def ci_sweep(ctx: Context, env: str, older_than: str, dry_run: bool, as_json: bo
         if swept
         else f"no CI schema older than {older_than}"
     )
+
+
+@ci.command("install-hook")
+@click.argument("repo", type=click.Path(file_okay=False, path_type=Path))
+@pass_context
+def ci_install_hook(ctx: Context, repo: Path) -> None:
+    """Make the bare git repository REPO a CI remote: every push runs `dataops ci run` for the
+    pushed commit in a clean checkout, one push after the other, against this project's
+    platform (its state dir). Results: dataops ci status --repo REPO."""
+    from dataops.platform import ci_remote
+    from dataops.platform.state import StateDir
+
+    hook = ci_remote.install(repo, StateDir.of(ctx.loaded()).root)
+    ctx.console.print(f"[green]ok[/] {hook} installed; push to {repo.resolve()} to run CI")
+
+
+@ci.command("enqueue", hidden=True)
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), required=True)
+def ci_enqueue(repo: Path) -> None:
+    """(post-receive hook) Queue the pushed commits read from stdin: `old new ref` lines."""
+    import sys
+
+    from dataops.platform import ci_remote
+
+    updates = [tuple(line.split()[:3]) for line in sys.stdin if len(line.split()) >= 3]
+    for commit in ci_remote.enqueue(repo, updates):  # type: ignore[arg-type]
+        click.echo(f"dataops ci: queued {commit[:12]}; see: dataops ci status --repo {repo}")
+
+
+@ci.command("worker", hidden=True)
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), required=True)
+def ci_worker(repo: Path) -> None:
+    """(started by the hook) Run the queued commits one at a time."""
+    from dataops.platform import ci_remote
+
+    ci_remote.work(repo)
+
+
+@ci.command("status")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The bare repository made a CI remote by install-hook.",
+)
+@click.option(
+    "--log",
+    "show_log",
+    default=None,
+    metavar="COMMIT",
+    help="Print the CI log of this commit (or a prefix of it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pass_context
+def ci_status(ctx: Context, repo: Path, show_log: str | None, as_json: bool) -> None:
+    """CI results per pushed commit, in push order: queued, running, passed or failed."""
+    from dataops.platform import ci_remote
+
+    found = ci_remote.results(repo)
+    if show_log:
+        matches = [r for r in found if r["commit"].startswith(show_log)]
+        if len(matches) != 1 or not matches[0].get("log"):
+            raise DataOpsError(
+                f"no single CI log for {show_log!r}",
+                "dataops ci status --repo R",
+                exit_code=ExitCode.USAGE,
+            )
+        click.echo(Path(matches[0]["log"]).read_text())
+        return
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for r in found:
+        ctx.console.print(
+            f"{r['commit'][:12]} {r['ref']:<24} {r['status']:<8} {r.get('seconds', '')}",
+            markup=False,
+        )
 
 
 def register(group: click.Group) -> None:

@@ -32,13 +32,23 @@ def release() -> None:
 @release.command()
 @ENV
 @JSON
+@click.option(
+    "--passed-check",
+    "passed_check",
+    default=None,
+    metavar="NAME",
+    help="Also record that check NAME passed (dataops ci run records `ci`).",
+)
 @pass_context
-def create(ctx: Context, env: str, as_json: bool) -> None:
+def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> None:
     """Make a release of ENV's current build (`images build --push --env ENV`) and make it
     the release ENV runs. The same build gives the same release id."""
     from dataops.platform.releases import short
 
-    release_id, record, new = _releases(ctx).create(env)
+    releases = _releases(ctx)
+    release_id, record, new = releases.create(env)
+    if passed_check:
+        releases.check(env, release_id, passed_check, True, "recorded by release create")
     if as_json:
         click.echo(json.dumps({"release": release_id, "new": new, **record}, indent=2))
         return
