@@ -177,6 +177,33 @@ def migration_findings(loaded: LoadedConfig, files: list[Path]) -> list[Finding]
     return findings
 
 
+def ci_definition_findings(
+    loaded: LoadedConfig, workflows: list[Path], gitlab: list[Path], timeout: float
+) -> list[Finding]:
+    """actionlint over GitHub workflows, GitLab's CI schema over .gitlab-ci.yml."""
+    from dataops.platform.state import StateDir
+    from dataops.quality.ci_files import actionlint, gitlab_schema
+
+    findings = []
+    if workflows:
+        cache = StateDir.of(loaded).cache
+        for item in actionlint(cache, workflows, timeout):
+            findings.append(
+                Finding(
+                    _rel(Path(str(item["file"])), loaded.root),
+                    int(str(item["line"])),
+                    int(str(item["column"])),
+                    str(item["kind"]),
+                    str(item["message"]),
+                    "actionlint",
+                )
+            )
+    for path in gitlab:
+        for message in gitlab_schema(_tool("check-jsonschema"), path, timeout):
+            findings.append(Finding(_rel(path, loaded.root), 1, 1, "SCHEMA", message, "gitlab"))
+    return findings
+
+
 def _from_config_error(exc: ConfigError, path: Path, root: Path) -> Iterable[Finding]:
     for line in exc.reason.splitlines():
         parts = line.split(":", 3)
@@ -225,9 +252,13 @@ def lint(
     dockerfiles = pick((root / "images").glob("*/Dockerfile"))
     specs = pick((root / "dags" / "pipelines").glob("*.yml"))
     migrations = pick((root / loaded.config.migrations.path).glob("*.sql"))
+    workflows = pick((root / ".github" / "workflows").glob("*.yml"))
+    gitlab = pick(p for p in [root / ".gitlab-ci.yml"] if p.exists())
     findings = sql_findings(root, sql, fix=fix, timeout=timeout)
     findings += docker_findings(root, dockerfiles, timeout)
     findings += spec_findings(loaded, specs)
     findings += migration_findings(loaded, migrations)
+    findings += ci_definition_findings(loaded, workflows, gitlab, timeout)
     counts = {"sql": len(sql), "dockerfiles": len(dockerfiles), "specs": len(specs)}
-    return findings, {**counts, "migrations": len(migrations)}
+    counts |= {"migrations": len(migrations), "ci files": len(workflows) + len(gitlab)}
+    return findings, counts
