@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dataops.quality.ci_files import actionlint, gitlab_schema
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
@@ -82,21 +82,28 @@ def test_the_workflow_run_steps_work_in_order_in_a_clean_checkout(
     }
     assert set(job["env"]) <= set(env)
     ran = []
-    for step in job["steps"]:
-        if "run" not in step:
-            continue
-        done = subprocess.run(
-            ["bash", "-e", "-c", step["run"]],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert done.returncode == 0, (
-            f"{step['name']}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-        ran.append(step["name"])
+    try:
+        for step in job["steps"]:
+            if "run" not in step:
+                continue
+            done = subprocess.run(
+                ["bash", "-e", "-c", step["run"]],
+                cwd=checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+            )
+            output = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            assert done.returncode == 0, f"{step['name']}:\n{output}"
+            ran.append(step["name"])
+    finally:
+        # `make up` in the checkout pointed the shared Airflow at the checkout's dags/: point
+        # it back at this project's before the checkout goes away.
+        restored = run_dataops("up", "--no-install")
+        assert restored.returncode == 0, restored.stderr[-2000:]
+        config = (ROOT / ".dataops" / "airflow" / "airflow.cfg").read_text()
+        assert f"dags_folder = {ROOT / 'dags'}\n" in config
     assert ran == [
         "Set up the platform",
         "Load cached images",
