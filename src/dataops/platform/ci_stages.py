@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from dataops.platform.releases import short
 from dataops.platform.state import atomic_write
 
 
@@ -117,7 +118,7 @@ def _release_note(output: str) -> str:
     data = _json(output)
     if isinstance(data, dict) and data.get("release"):
         state = "new" if data.get("new") else "unchanged since the last run"
-        return f"release {data['release'][7:19]} ({state})"
+        return f"release {short(data['release'])} ({state})"
     return ""
 
 

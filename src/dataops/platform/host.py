@@ -6,6 +6,7 @@ import glob
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -213,3 +214,12 @@ def grant_traverse(path: Path, user: str) -> list[Path]:
             folder.chmod(folder.stat().st_mode | 0o001)
         changed.append(folder)
     return changed
+
+
+def tls_context() -> ssl.SSLContext:
+    """HTTPS downloads: the system CA bundle first (on hosts behind a TLS-inspecting proxy it
+    holds the proxy's CA), else Python's default."""
+    cafile = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    if Path(cafile).is_file():
+        return ssl.create_default_context(cafile=cafile)
+    return ssl.create_default_context()

@@ -478,21 +478,16 @@ class Migrator:
     def catalog(self, conn: psycopg.Connection) -> list[str]:
         """The managed schemas' objects as sorted lines (partitions and our own tables out)."""
         schemas = (self.schemas,)
-        own = list(OWN_TABLES)
         lines: list[str] = []
-        # Our own bookkeeping tables and what they own (their id sequences) are not the schema.
         query = (
             "select n.nspname, c.relname, c.relkind, c.oid from pg_class c"
             " join pg_namespace n on n.oid = c.relnamespace"
             " where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')"
-            " and not c.relispartition and not (n.nspname = 'dataops' and c.relname = any(%s))"
-            " and not exists (select 1 from pg_depend d join pg_class t on t.oid = d.refobjid"
-            " where d.objid = c.oid and d.deptype in ('a', 'i') and n.nspname = 'dataops'"
-            " and t.relname = any(%s))"
+            " and not c.relispartition"
         )
         kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
         kinds |= {"S": "sequence", "f": "foreign table"}
-        relations = conn.execute(query, (*schemas, own, own)).fetchall()
+        relations = conn.execute(query, schemas).fetchall()
         for schema, name, kind, oid in relations:
             lines.append(f"{kinds[kind]} {schema}.{name}")
             if kind in ("v", "m"):
@@ -513,12 +508,13 @@ class Migrator:
             " join pg_class c on c.relname = i.indexname"
             " join pg_namespace n on n.oid = c.relnamespace and n.nspname = i.schemaname"
             " join pg_class t on t.relname = i.tablename and t.relnamespace = n.oid"
-            " where i.schemaname = any(%s) and not t.relispartition"
-            " and not (i.schemaname = 'dataops' and i.tablename = any(%s))",
-            (*schemas, own),
+            " where i.schemaname = any(%s) and not t.relispartition",
+            schemas,
         ).fetchall():
             lines.append(f"index {schema}.{index}: {definition}")
-        return sorted(set(lines))
+        # Our own bookkeeping (the history tables, their columns, sequences and indexes) is not
+        # part of the schema the migrations make.
+        return sorted({line for line in lines if not _own(line)})
 
     def save_snapshot(self, conn: psycopg.Connection) -> None:
         conn.execute(
@@ -543,7 +539,8 @@ class Migrator:
 
 def _own(line: str) -> bool:
     """A catalog line about our own bookkeeping (the history tables and what they own)."""
-    return any(f" dataops.{table}_" in line or f" dataops.{table} " in line for table in OWN_TABLES)
+    padded = line + " "
+    return any(f" dataops.{table}{after}" in padded for table in OWN_TABLES for after in " ._")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -40,7 +40,6 @@ class CopyStats:
     blobs_skipped: int = 0
     blobs_mounted: int = 0
     bytes_sent: int = 0
-    manifests: list[str] = field(default_factory=list)
     # digest -> a repository of the target that has it, for cross-repository mounts
     seen: dict[str, str] = field(default_factory=dict)
 
@@ -133,12 +132,6 @@ class Registry:
             f"put manifest {repo}:{reference}",
         )
         return response.headers.get("docker-content-digest", "")
-
-    def tags(self, repo: str) -> list[str]:
-        response = self.request("GET", f"/v2/{repo}/tags/list")
-        if response.status_code == 404:
-            return []
-        return list(self._check(response, f"tags of {repo}").json().get("tags") or [])
 
     # -- blobs -------------------------------------------------------------------------------
     def has_blob(self, repo: str, digest: str) -> bool:
@@ -294,5 +287,4 @@ def copy_image(
             f"registry {target.label}: {repo}@{digest} was stored as {stored or check}",
             "the copy is not byte-identical; nothing was activated",
         )
-    stats.manifests.append(f"{repo}@{digest}")
     return digest

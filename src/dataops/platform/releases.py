@@ -103,6 +103,12 @@ def running_images(state: StateDir, env: str) -> dict[str, Any]:
     return {}
 
 
+def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
+    """The release's stored bytes and its tag in `dataops/releases`."""
+    payload = json.dumps(record, indent=2, sort_keys=True).encode()
+    return payload, "release-" + hashlib.sha256(payload).hexdigest()[:20]
+
+
 def short(release_id: str) -> str:
     return release_id.removeprefix("sha256:")[:12]
 
@@ -238,8 +244,7 @@ class Releases:
             "migration_version": newest,
             "migration_checksums": {m.script: m.checksum for m in migrations.versioned},
         }
-        payload = json.dumps(record, indent=2, sort_keys=True).encode()
-        tag = "release-" + hashlib.sha256(payload).hexdigest()[:20]
+        payload, tag = release_payload(record)
         registry = self.registry(env)
         try:
             release_id = registry.push_artifact(RELEASES_REPO, tag, payload, RELEASE_MEDIA)
@@ -427,13 +432,8 @@ class Releases:
                 )
                 result.images[name] = info["digest"]
                 pause("promote.after_image")  # tests stop a registry here
-            raw_tag = (
-                "release-"
-                + hashlib.sha256(json.dumps(record, indent=2, sort_keys=True).encode()).hexdigest()[
-                    :20
-                ]
-            )
-            oci.copy_image(src, dst, RELEASES_REPO, release_id, raw_tag, result.stats)
+            tag = release_payload(record)[1]
+            oci.copy_image(src, dst, RELEASES_REPO, release_id, tag, result.stats)
         finally:
             src.close()
             dst.close()

