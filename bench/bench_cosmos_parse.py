@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from dataops.clients.dbt import parse_manifest  # noqa: E402
 from dataops.core.pipeline import load_spec, spec_files  # noqa: E402
-from dataops.platform.dbt import parse_manifest  # noqa: E402
 
 PARSER = ROOT / "tests" / "dags" / "parse_dags.py"
 DAG = """

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import psycopg  # noqa: E402
 
 from dataops.core.pipeline import PipelineSpec  # noqa: E402
-from dataops.platform.state import read_env_file  # noqa: E402
+from dataops.project.secrets import read_env_file  # noqa: E402
 from dataops.task.load import load_file  # noqa: E402
 
 COLUMNS = {

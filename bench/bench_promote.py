@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from dataops.platform.oci import CopyStats, Registry, copy_image  # noqa: E402
+from dataops.clients.oci import CopyStats, RegistryClient, copy_image  # noqa: E402
 
 
 def start_registry(folder: Path, port: int) -> subprocess.Popen[bytes]:
@@ -59,13 +59,13 @@ def blob_bytes(folder: Path) -> int:
 def main() -> None:
     active = json.loads((ROOT / ".dataops" / "releases" / "active-dev.json").read_text())
     images = active["images"]
-    source = Registry("http://127.0.0.1:5001", name="dev")
+    source = RegistryClient("http://127.0.0.1:5001", name="dev")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         fresh = start_registry(folder, 5091)
         docker_target = start_registry(folder, 5092)
         try:
-            target = Registry("http://127.0.0.1:5091", name="bench")
+            target = RegistryClient("http://127.0.0.1:5091", name="bench")
             rows = []
             for label in ("dataops copy, empty registry", "dataops copy, layers present"):
                 stats = CopyStats()

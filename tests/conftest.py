@@ -43,6 +43,6 @@ def platform_up() -> dict[str, str]:
     # The dev warehouse's raw and dataops schemas come from migrations, before any load.
     result = run_dataops("migrate", "apply", "--env", "dev")
     assert result.returncode == 0, f"migrate apply failed:\n{result.stdout}\n{result.stderr}"
-    from dataops.platform.state import read_env_file
+    from dataops.project.secrets import read_env_file
 
     return read_env_file(ROOT / ".dataops" / "secrets.env")

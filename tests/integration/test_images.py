@@ -35,8 +35,9 @@ def inspect(ref: str) -> dict:
 
 
 def test_dockerfiles_are_hadolint_clean() -> None:
-    files = sorted(str(p) for p in (ROOT / "images").glob("*/Dockerfile"))
-    assert len(files) >= 3
+    images = ROOT / "images"
+    files = sorted(str(p) for p in [*images.glob("*/Dockerfile"), *images.glob("*.Dockerfile")])
+    assert [Path(f).name for f in files] == ["task.Dockerfile", "Dockerfile"], files
     result = subprocess.run([str(HADOLINT), *files], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
 
@@ -59,6 +60,8 @@ def test_images_are_non_root_labelled_and_pinned_by_digest(
         config = inspect(f"dataops/{name}:{built[name]['content_hash']}")["Config"]
         assert config["User"] == "10001:10001"
         labels = config["Labels"]
+        # extract and load share images/task.Dockerfile; TASK names each one.
+        assert labels["org.opencontainers.image.title"] == f"dataops-{name}"
         for key in ("revision", "created", "version"):
             assert labels[f"org.opencontainers.image.{key}"] not in ("", "unknown"), (name, key)
         # The registry serves the recorded digest for the content-hash tag.
@@ -118,10 +121,10 @@ def test_a_changed_input_changes_the_tag_and_a_failed_build_names_the_image(
 ) -> None:
     project = project_copy(tmp_path)
     env = {"DATAOPS_STATE_DIR": str(tmp_path / "state")}
-    dockerfile = project / "images" / "extract" / "Dockerfile"
+    requirements = project / "images" / "extract" / "requirements.in"
     marker = uuid.uuid4().hex  # a fresh input every run, so the tag cannot exist yet
-    dockerfile.write_text(
-        dockerfile.read_text() + f"# a changed comment is a changed input {marker}\n"
+    requirements.write_text(
+        requirements.read_text() + f"# a changed comment is a changed input {marker}\n"
     )
     result = run_dataops(
         "images", "build", "extract", "--json", config=project / "dataops.yml", env=env
@@ -132,6 +135,7 @@ def test_a_changed_input_changes_the_tag_and_a_failed_build_names_the_image(
     assert changed["content_hash"] != built["extract"]["content_hash"]
     subprocess.run(["docker", "rmi", changed["local"]], capture_output=True, check=False)
 
+    dockerfile = project / "images" / "task.Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("COPY site/", "COPY no-such-folder/"))
     failed = run_dataops("images", "build", "extract", config=project / "dataops.yml", env=env)
     assert failed.returncode == 1

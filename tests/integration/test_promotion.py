@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from dataops.clients.oci import RegistryClient
 from dataops.core.config import load_config
-from dataops.platform.oci import Registry
 from tests.conftest import DATAOPS, ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
@@ -42,12 +42,12 @@ def active_images(env: str) -> dict[str, str]:
     return {name: info["digest"] for name, info in data["images"].items()}
 
 
-def registry(env: str, secrets: dict[str, str]) -> Registry:
+def registry(env: str, secrets: dict[str, str]) -> RegistryClient:
     port = {"dev": 5001, "staging": 5002, "prod": 5003}[env]
     auth = (
         None if env == "dev" else ("dataops", secrets[f"DATAOPS_REGISTRY_{env.upper()}_PASSWORD"])
     )
-    return Registry(f"http://127.0.0.1:{port}", auth, name=env)
+    return RegistryClient(f"http://127.0.0.1:{port}", auth, name=env)
 
 
 def test_a_release_whose_check_failed_in_dev_is_refused(ready: psycopg.Connection) -> None:
@@ -223,7 +223,7 @@ _BUILDS = ROOT / ".dataops" / "builds" / "dev.json"
 
 
 def build_other_release(tmp_path: Path) -> str:
-    """A second dev release whose extract image differs (a changed Dockerfile comment); it
+    """A second dev release whose extract image differs (a changed requirements comment); it
     becomes active in dev. `restore_dev_release` undoes it."""
     shutil.copy(_BUILDS, tmp_path / "builds-dev.json")
     (ROOT / ".dataops" / "test-builds-backup.json").write_text(_BUILDS.read_text())
@@ -233,8 +233,8 @@ def build_other_release(tmp_path: Path) -> str:
         shutil.copy(ROOT / name, project / name)
     for name in ("images", "src", "dbt_project", "migrations"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    dockerfile = project / "images" / "extract" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + f"# release test {uuid.uuid4().hex}\n")
+    requirements = project / "images" / "extract" / "requirements.in"
+    requirements.write_text(requirements.read_text() + f"# release test {uuid.uuid4().hex}\n")
     env = {"DATAOPS_STATE_DIR": str(ROOT / ".dataops")}
     config = project / "dataops.yml"
     dataops_ok("images", "build", "extract", "--push", "--env", "dev", config=config, env=env)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import click
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import env_option, json_option
 from dataops.errors import DataOpsError, ExitCode
 
 
@@ -18,21 +18,8 @@ def ci() -> None:
     """Continuous integration: build and test what changed, clean up after it."""
 
 
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
 @ci.command("dbt")
-@click.option(
-    "--env",
-    "env",
-    default="dev",
-    show_default=True,
-    help="Environment whose warehouse and deployed manifest are the baseline.",
-)
+@env_option("Environment whose warehouse and deployed manifest are the baseline.")
 @click.option("--schema", default=None, help="CI schema (default: ci_<current git branch>).")
 @click.option(
     "--project-dir",
@@ -41,7 +28,7 @@ def _git(root: Path, *args: str) -> str:
     help="dbt project to test (default: dbt_project/ of this checkout).",
 )
 @click.option("--keep", is_flag=True, help="Keep the CI schemas afterwards (to inspect them).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @pass_context
 def ci_dbt(
     ctx: Context,
@@ -58,11 +45,12 @@ def ci_dbt(
     the schema ci_<branch> of ENV's warehouse with every unmodified parent read from ENV's
     published relations (`--defer --favor-state`), then drops the CI schemas. Exits 1 when a
     model or test fails. `dataops ci sweep` removes CI schemas a killed run left behind."""
-    from dataops.platform.slim_ci import SlimCi, ci_schema_name
+    from dataops.core.selection import ci_schema_name
+    from dataops.delivery.slim_ci import SlimCi
 
-    loaded = ctx.loaded()
-    branch = _git(loaded.root, "rev-parse", "--abbrev-ref", "HEAD") or "detached"
-    commit = _git(loaded.root, "rev-parse", "--short", "HEAD")
+    project = ctx.project()
+    branch = project.branch or "detached"
+    commit = project.commit[:7]
     name = schema or ci_schema_name(branch)
     if name != ci_schema_name(name.removeprefix("ci_")):
         raise DataOpsError(
@@ -70,16 +58,18 @@ def ci_dbt(
             "use ci_ followed by lower-case letters, digits and underscores",
             exit_code=ExitCode.USAGE,
         )
-    project = (project_dir or loaded.root / "dbt_project").resolve()
-    if not (project / "dbt_project.yml").exists():
+    dbt_project = (project_dir or project.root / "dbt_project").resolve()
+    if not (dbt_project / "dbt_project.yml").exists():
         raise DataOpsError(
-            f"no dbt_project.yml in {project}", "pass --project-dir DIR", exit_code=ExitCode.USAGE
+            f"no dbt_project.yml in {dbt_project}",
+            "pass --project-dir DIR",
+            exit_code=ExitCode.USAGE,
         )
     echo = (
         None if as_json else (lambda line: ctx.console.print(line, markup=False, highlight=False))
     )
-    result = SlimCi(loaded, env, ctx.report).run(
-        name, project, f"{branch}@{commit}" if commit else branch, keep=keep, echo=echo
+    result = SlimCi(ctx.environment(env), ctx.report).run(
+        name, dbt_project, f"{branch}@{commit}" if commit else branch, keep=keep, echo=echo
     )
     if as_json:
         click.echo(
@@ -132,7 +122,7 @@ def ci_dbt(
     show_default=True,
     help="Git ref that lint compares against (changed files only).",
 )
-@click.option("--env", "env", default="dev", show_default=True, help="Environment CI runs in.")
+@env_option("Environment CI runs in.")
 @click.option(
     "--junit",
     "junit_path",
@@ -164,8 +154,7 @@ def ci_run(
     the summary says so. The release stage records that the dev release passed `ci`."""
     from datetime import UTC, datetime
 
-    from dataops.platform.ci_stages import CiContext, run_stages, stage_names
-    from dataops.platform.state import StateDir
+    from dataops.delivery.ci_stages import CiContext, run_stages, stage_names
 
     if stage and stage not in stage_names():
         raise DataOpsError(
@@ -173,17 +162,13 @@ def ci_run(
             f"use one of: {', '.join(stage_names())}",
             exit_code=ExitCode.USAGE,
         )
-    loaded = ctx.loaded()
-    branch = (
-        os.environ.get("DATAOPS_CI_BRANCH")
-        or _git(loaded.root, "rev-parse", "--abbrev-ref", "HEAD")
-        or "detached"
-    )
-    commit = _git(loaded.root, "rev-parse", "HEAD") or "unknown"
+    project = ctx.project()
+    branch = os.environ.get("DATAOPS_CI_BRANCH") or project.branch or "detached"
+    commit = project.commit or "unknown"
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{commit[:8]}"
-    out = StateDir.of(loaded).root / "ci" / "runs" / run_id
+    out = project.state.ci_run(run_id)
     result = run_stages(
-        CiContext(loaded.root, base, branch, env),
+        CiContext(project.root, base, branch, env),
         out,
         stage,
         lambda line: ctx.console.print(line, markup=False, highlight=False),
@@ -200,7 +185,7 @@ def ci_run(
 
 
 @ci.command("sweep")
-@click.option("--env", "env", default="dev", show_default=True, help="Warehouse to sweep.")
+@env_option("Warehouse to sweep.")
 @click.option(
     "--older-than",
     default="24h",
@@ -208,16 +193,17 @@ def ci_run(
     help="Age of CI schemas to drop: 30m, 24h, 7d.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be dropped; drop nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @pass_context
 def ci_sweep(ctx: Context, env: str, older_than: str, dry_run: bool, as_json: bool) -> None:
     """Drop CI schemas older than --older-than (left by killed or --keep runs).
 
     Only schemas `dataops ci dbt` registered (table dataops.ci_schemas) are touched."""
-    from dataops.platform.slim_ci import SlimCi, parse_age
+    from dataops.core.timespan import parse_age
+    from dataops.delivery.slim_ci import SlimCi
 
     age = parse_age(older_than)
-    swept = SlimCi(ctx.loaded(), env, ctx.report).sweep(age, dry_run=dry_run)
+    swept = SlimCi(ctx.environment(env), ctx.report).sweep(age, dry_run=dry_run)
     if as_json:
         click.echo(
             json.dumps(
@@ -243,10 +229,9 @@ def ci_install_hook(ctx: Context, repo: Path) -> None:
     """Make the bare git repository REPO a CI remote: every push runs `dataops ci run` for the
     pushed commit in a clean checkout, one push after the other, against this project's
     platform (its state dir). Results: dataops ci status --repo REPO."""
-    from dataops.platform import ci_remote
-    from dataops.platform.state import StateDir
+    from dataops.delivery import ci_remote
 
-    hook = ci_remote.install(repo, StateDir.of(ctx.loaded()).root)
+    hook = ci_remote.install(repo, ctx.project().state.root)
     ctx.console.print(f"[green]ok[/] {hook} installed; push to {repo.resolve()} to run CI")
 
 
@@ -256,7 +241,7 @@ def ci_enqueue(repo: Path) -> None:
     """(post-receive hook) Queue the pushed commits read from stdin: `old new ref` lines."""
     import sys
 
-    from dataops.platform import ci_remote
+    from dataops.delivery import ci_remote
 
     updates = [tuple(line.split()[:3]) for line in sys.stdin if len(line.split()) >= 3]
     for commit in ci_remote.enqueue(repo, updates):  # type: ignore[arg-type]
@@ -267,7 +252,7 @@ def ci_enqueue(repo: Path) -> None:
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), required=True)
 def ci_worker(repo: Path) -> None:
     """(started by the hook) Run the queued commits one at a time."""
-    from dataops.platform import ci_remote
+    from dataops.delivery import ci_remote
 
     ci_remote.work(repo)
 
@@ -286,11 +271,11 @@ def ci_worker(repo: Path) -> None:
     metavar="COMMIT",
     help="Print the CI log of this commit (or a prefix of it).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 @pass_context
 def ci_status(ctx: Context, repo: Path, show_log: str | None, as_json: bool) -> None:
     """CI results per pushed commit, in push order: queued, running, passed or failed."""
-    from dataops.platform import ci_remote
+    from dataops.delivery import ci_remote
 
     found = ci_remote.results(repo)
     if show_log:

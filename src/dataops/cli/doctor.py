@@ -8,20 +8,21 @@ import click
 from rich.table import Table
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import json_option
 from dataops.errors import ExitCode
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@json_option("Print the checks as JSON.")
 @pass_context
 def doctor(ctx: Context, as_json: bool) -> None:
     """Check this host for what the local platform needs.
 
     Prints, for every missing piece, the exact command that fixes it. Exits 3 when anything
     is missing (0 when the host is ready)."""
-    from dataops.platform.doctor import run_checks
+    from dataops.local.doctor import run_checks
 
-    checks = run_checks(ctx.loaded())
+    checks = run_checks(ctx.project())
     failed = [c for c in checks if not c.ok]
     if as_json:
         click.echo(

@@ -5,18 +5,20 @@ from __future__ import annotations
 import click
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import env_option, json_option
 
 
 @click.group()
 def images() -> None:
-    """Task images: the base image, and content-addressed builds of images/*/Dockerfile."""
+    """Task images: the base image, and content-addressed builds of images/*/ (each folder's own
+    Dockerfile, or the shared images/task.Dockerfile)."""
 
 
 @images.command("build")
 @click.argument("names", nargs=-1)
 @click.option("--push", is_flag=True, help="Push to the environment's registry and record digests.")
-@click.option("--env", "env", default="dev", show_default=True, help="Environment to push to.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@env_option("Environment to push to.")
+@json_option()
 @pass_context
 def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: bool) -> None:
     """Build every task image (or the NAMES given) with a content-addressed tag.
@@ -28,24 +30,22 @@ def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: b
     import json
     from dataclasses import asdict
 
-    from dataops.platform.images import ImageBuilder, image_names, record_builds
-    from dataops.platform.state import StateDir
+    from dataops.delivery.images import ImageBuilder, image_names, record_builds
 
-    loaded = ctx.loaded()
-    known = image_names(loaded.root)
+    project = ctx.project()
+    known = image_names(project.root)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise click.BadParameter(f"no images/{unknown[0]}/Dockerfile; known: {', '.join(known)}")
-    if push:
-        loaded.environment(env)
-    builder = ImageBuilder(loaded, ctx.report)
+        raise click.BadParameter(f"no image folder images/{unknown[0]}/; known: {', '.join(known)}")
+    target = ctx.environment(env) if push else None
+    builder = ImageBuilder(project, ctx.report)
     results = []
     for name in names or known:
         image = builder.build(name)
-        if push:
-            image = builder.push(image, env)
+        if target is not None:
+            image = builder.push(image, target)
         results.append(image)
-    record = record_builds(StateDir.of(loaded), env, results) if push else None
+    record = record_builds(target, results) if target is not None else None
     if as_json:
         click.echo(
             json.dumps(
@@ -74,13 +74,12 @@ def base(ctx: Context, force: bool) -> None:
     Pulled from the upstream registry when one is reachable; otherwise bootstrapped offline
     from the host's Debian mirror (debootstrap, then docker import). Needs the Docker engine
     (`dataops up` starts it)."""
-    from dataops.platform.base_image import ensure_base_image
-    from dataops.platform.state import StateDir
+    from dataops.local.base_image import ensure_base_image
 
-    loaded = ctx.loaded()
-    state = StateDir.of(loaded)
-    state.ensure()
-    image = ensure_base_image(loaded.config.platform.base_image, state, ctx.report, force=force)
+    project = ctx.project()
+    project.state.ensure()
+    config = project.config.platform.base_image
+    image = ensure_base_image(config, project.state, ctx.report, force=force)
     verb = "made" if image.changed else "already present"
     ctx.console.print(
         f"[green]ok[/] {image.name} {verb}: {image.image_id[:19]} from {image.source}"

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import env_option, json_option
 from dataops.errors import ExitCode
 
+if TYPE_CHECKING:
+    from dataops.delivery.migrator import Migrator
 
-def _migrator(ctx: Context, env: str):  # type: ignore[no-untyped-def]
-    from dataops.platform.migrator import Migrator
-
-    return Migrator.for_environment(ctx.loaded(), env, ctx.report)
+ENV = env_option("Environment whose warehouse to migrate.")
 
 
-ENV = click.option(
-    "--env", "env", default="dev", show_default=True, help="Environment whose warehouse to migrate."
-)
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def _migrator(ctx: Context, env: str) -> Migrator:
+    from dataops.delivery.migrator import Migrator
+
+    return Migrator.for_environment(ctx.environment(env), ctx.report)
 
 
 @click.group()
@@ -38,7 +39,7 @@ def _print_warnings(ctx: Context, warnings: list[str]) -> None:
 
 @migrate.command()
 @ENV
-@JSON
+@json_option()
 @pass_context
 def plan(ctx: Context, env: str, as_json: bool) -> None:
     """Print the SQL `apply` would run now, in order; touches nothing."""
@@ -75,7 +76,7 @@ def plan(ctx: Context, env: str, as_json: bool) -> None:
 
 @migrate.command()
 @ENV
-@JSON
+@json_option()
 @click.option(
     "--lock-timeout",
     default=300.0,
@@ -104,7 +105,7 @@ def apply(ctx: Context, env: str, as_json: bool, lock_timeout: float) -> None:
 
 @migrate.command()
 @ENV
-@JSON
+@json_option()
 @pass_context
 def status(ctx: Context, env: str, as_json: bool) -> None:
     """Applied and pending migrations, problems, and drift: objects in the managed schemas

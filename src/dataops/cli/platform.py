@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import json_option
 from dataops.errors import ExitCode
+
+if TYPE_CHECKING:
+    from dataops.local.platform import LocalPlatform
+    from dataops.local.service import ServiceStatus
 
 SERVICE_HELP = "Only these services (postgres, docker, registry-dev, ..., airflow); default: all."
 
 
-def _platform(ctx: Context):  # type: ignore[no-untyped-def]
-    from dataops.platform.local import LocalPlatform
+def _platform(ctx: Context) -> LocalPlatform:
+    from dataops.local.platform import LocalPlatform
 
-    return LocalPlatform(ctx.loaded())
+    return LocalPlatform(ctx.project())
 
 
 @click.command()
@@ -72,7 +78,7 @@ def down(ctx: Context, services: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable: one object per service.")
+@json_option("Machine-readable: one object per service.")
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
     """Show each service with its state, address and health.
@@ -94,7 +100,7 @@ def status(ctx: Context, as_json: bool) -> None:
         raise SystemExit(int(ExitCode.NOT_READY))
 
 
-def _check_names(platform, services: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+def _check_names(platform: LocalPlatform, services: tuple[str, ...]) -> None:
     known = [s.name for s in platform.services]
     unknown = [name for name in services if name not in known]
     if unknown:
@@ -103,7 +109,7 @@ def _check_names(platform, services: tuple[str, ...]) -> None:  # type: ignore[n
         )
 
 
-def _print_table(ctx: Context, statuses) -> None:  # type: ignore[no-untyped-def]
+def _print_table(ctx: Context, statuses: list[ServiceStatus]) -> None:
     colors = {"healthy": "green", "unhealthy": "red", "unknown": "yellow"}
     table = Table(box=None, header_style="bold")
     for column in ("service", "state", "health", "address", "pid", "detail"):

@@ -6,21 +6,23 @@ import getpass
 import json
 import os
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
 from dataops.cli.context import Context, pass_context
+from dataops.cli.options import env_option, json_option
+from dataops.core.promotion import short
 from dataops.errors import DataOpsError
 
-
-def _releases(ctx: Context):  # type: ignore[no-untyped-def]
-    from dataops.platform.releases import Releases
-
-    return Releases(ctx.loaded(), ctx.report)
+if TYPE_CHECKING:
+    from dataops.delivery.releases import Releases
 
 
-ENV = click.option("--env", "env", default="dev", show_default=True, help="Environment.")
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def _releases(ctx: Context) -> Releases:
+    from dataops.delivery.releases import Releases
+
+    return Releases(ctx.project(), ctx.report)
 
 
 @click.group()
@@ -30,8 +32,8 @@ def release() -> None:
 
 
 @release.command()
-@ENV
-@JSON
+@env_option()
+@json_option()
 @click.option(
     "--passed-check",
     "passed_check",
@@ -43,12 +45,10 @@ def release() -> None:
 def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> None:
     """Make a release of ENV's current build (`images build --push --env ENV`) and make it
     the release ENV runs. The same build gives the same release id."""
-    from dataops.platform.releases import short
-
-    releases = _releases(ctx)
-    release_id, record, new = releases.create(env)
+    releases, environment = _releases(ctx), ctx.environment(env)
+    release_id, record, new = releases.create(environment)
     if passed_check:
-        releases.check(env, release_id, passed_check, True, "recorded by release create")
+        releases.check(environment, release_id, passed_check, True, "recorded by release create")
     if as_json:
         click.echo(json.dumps({"release": release_id, "new": new, **record}, indent=2))
         return
@@ -62,15 +62,15 @@ def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> N
 
 @release.command()
 @click.argument("release_ref", required=False)
-@ENV
-@JSON
+@env_option()
+@json_option()
 @pass_context
 def show(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> None:
     """Show a release (default: the one ENV runs) and its history in ENV."""
-    releases = _releases(ctx)
-    release_id = releases.resolve(env, release_ref)
-    record = releases.record(env, release_id)
-    history = [asdict(e) for e in releases.history(env, release_id)]
+    releases, environment = _releases(ctx), ctx.environment(env)
+    release_id = releases.resolve(environment, release_ref)
+    record = releases.record(environment, release_id)
+    history = [asdict(e) for e in releases.history(environment, release_id)]
     if as_json:
         click.echo(
             json.dumps({"release": release_id, "record": record, "history": history}, indent=2)
@@ -86,17 +86,17 @@ def show(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> None
 
 
 @release.command("list")
-@ENV
-@JSON
+@env_option()
+@json_option()
 @pass_context
 def list_(ctx: Context, env: str, as_json: bool) -> None:
     """ENV's release history, oldest first: every creation, check, promotion, refusal and
     rollback with who, when and the gate results."""
-    from dataops.platform.releases import short
+    from dataops.core.promotion import active_release
 
-    releases = _releases(ctx)
-    history = [asdict(e) for e in releases.history(env)]
-    active = releases.active(env)
+    entries = _releases(ctx).history(ctx.environment(env))
+    history = [asdict(e) for e in entries]
+    active = active_release(entries)
     if as_json:
         click.echo(json.dumps({"env": env, "active": active, "history": history}, indent=2))
         return
@@ -117,29 +117,29 @@ def list_(ctx: Context, env: str, as_json: bool) -> None:
 @click.option("--name", required=True, help="The check's name (gates.require_checks).")
 @click.option("--passed/--failed", "passed", required=True, help="The check's result.")
 @click.option("--detail", default="", help="What was checked, or why it failed.")
-@ENV
+@env_option()
 @pass_context
 def check(
     ctx: Context, release_ref: str | None, name: str, passed: bool, detail: str, env: str
 ) -> None:
     """Record the result of a check of a release in ENV (CI records `ci` in dev)."""
-    releases = _releases(ctx)
-    release_id = releases.resolve(env, release_ref)
-    releases.check(env, release_id, name, passed, detail)
+    releases, environment = _releases(ctx), ctx.environment(env)
+    release_id = releases.resolve(environment, release_ref)
+    releases.check(environment, release_id, name, passed, detail)
     ctx.console.print(f"recorded check {name} {'passed' if passed else 'failed'} in {env}")
 
 
 @release.command()
 @click.option("--release", "release_ref", default=None, help="Default: the active one.")
-@ENV
+@env_option()
 @pass_context
 def smoke(ctx: Context, release_ref: str | None, env: str) -> None:
     """Smoke-test a release in ENV and record the `smoke` check: every image manifest and blob
     is served by digest from ENV's registry, and ENV's migrations are current with no drift."""
-    releases = _releases(ctx)
-    release_id = releases.resolve(env, release_ref)
-    problems = releases.smoke(env, release_id)
-    releases.check(env, release_id, "smoke", not problems, "; ".join(problems) or "ok")
+    releases, environment = _releases(ctx), ctx.environment(env)
+    release_id = releases.resolve(environment, release_ref)
+    problems = releases.smoke(environment, release_id)
+    releases.check(environment, release_id, "smoke", not problems, "; ".join(problems) or "ok")
     if problems:
         raise DataOpsError(
             f"smoke test of the release in {env} failed: " + "; ".join(problems),
@@ -167,7 +167,7 @@ def smoke(ctx: Context, release_ref: str | None, env: str) -> None:
     default=None,
     help="Who approves (default: $DATAOPS_APPROVER, else the login name).",
 )
-@JSON
+@json_option()
 @pass_context
 def promote(
     ctx: Context,
@@ -180,10 +180,8 @@ def promote(
     """Promote a release to TARGET: check the gates, copy every image registry-to-registry by
     digest (blobs the target has are not sent), apply TARGET's migrations, then make the
     release active there. On any failure the previous release stays active."""
-    from dataops.platform.releases import short
-
     who = approver or os.environ.get("DATAOPS_APPROVER") or getpass.getuser()
-    result = _releases(ctx).promote(target, release_ref, approve, who)
+    result = _releases(ctx).promote(ctx.environment(target), release_ref, approve, who)
     if as_json:
         click.echo(
             json.dumps(
@@ -213,7 +211,7 @@ def promote(
 
 
 @click.command()
-@ENV
+@env_option()
 @click.option(
     "--to",
     "to",
@@ -224,9 +222,7 @@ def promote(
 def rollback(ctx: Context, env: str, to: str | None) -> None:
     """Make an earlier release active again in ENV (recorded in the history); the next DAG
     run uses its images."""
-    from dataops.platform.releases import short
-
-    release_id = _releases(ctx).rollback(env, to)
+    release_id = _releases(ctx).rollback(ctx.environment(env), to)
     ctx.console.print(f"[green]ok[/] {env} runs release {short(release_id)} again")
 
 

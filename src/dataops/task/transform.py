@@ -29,40 +29,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
 from dataops.task.files import TaskError
 
 AUDIT_INFIX = "__audit_"
 # pg_advisory_lock key of "dbt publish" (the load task locks per target table with other keys).
 PUBLISH_LOCK = 0x64627470_75626C73 & 0x7FFFFFFFFFFFFFFF
 EXIT_QUALITY_GATE = 3
-_MANIFEST_SECTIONS = ("nodes", "sources", "seeds", "snapshots", "unit_tests")
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
 
 
 @dataclass
-class TransformResult:
+class TransformResult(BuildSummary):
     published: list[str] = field(default_factory=list)
-    models: int = 0
-    tests: int = 0
-    failures: list[str] = field(default_factory=list)
     exit_code: int = 0
-
-
-def retarget_manifest(manifest: Path, out_dir: Path, database: str) -> Path:
-    """A copy of a dbt manifest whose relations live in `database`.
-
-    The image's manifest was compiled when the image was built, and the same image runs in
-    every environment, each with its own warehouse database; deferred references must resolve
-    in the database this run uses (Postgres cannot read across databases)."""
-    document = json.loads(manifest.read_text())
-    for section in _MANIFEST_SECTIONS:
-        for node in (document.get(section) or {}).values():
-            if node.get("database"):
-                node["database"] = database
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "manifest.json"
-    target.write_text(json.dumps(document))
-    return target
 
 
 def audit_schemas(conn: psycopg.Connection, name: str) -> list[str]:
@@ -213,23 +193,6 @@ def _lock(conn: psycopg.Connection) -> None:
     print(f"lock taken after {time.monotonic() - started:.1f}s", flush=True)
 
 
-def summarize(run_results: Path) -> TransformResult:
-    result = TransformResult()
-    if not run_results.exists():
-        return result
-    for item in json.loads(run_results.read_text()).get("results", []):
-        unique_id: str = item.get("unique_id", "")
-        status = item.get("status")
-        if unique_id.startswith("model."):
-            result.models += 1
-        elif unique_id.startswith(("test.", "unit_test.")):
-            result.tests += 1
-        if status in ("fail", "error"):
-            message = (item.get("message") or "").strip().splitlines()
-            result.failures.append(f"{status}: {unique_id}: {message[0] if message else ''}")
-    return result
-
-
 def transform(
     select: str,
     target: str,
@@ -271,7 +234,8 @@ def transform(
         print("+ " + " ".join(command), flush=True)
         env = {**os.environ, "DBT_TARGET_PATH": str(work_dir / "target")}
         code = subprocess.run(command, cwd=project_dir, env=env, check=False).returncode
-        result = summarize(work_dir / "target" / "run_results.json")
+        summary = summarize(work_dir / "target" / "run_results.json")
+        result = TransformResult(summary.models, summary.tests, summary.failures)
         if code != 0:
             tests_failed = any(
                 f.startswith(("fail: test.", "fail: unit_test.")) for f in result.failures

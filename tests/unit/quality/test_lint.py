@@ -94,7 +94,7 @@ def test_a_skipped_or_unparsable_model_is_a_failure(project: Path) -> None:
 
 
 def test_dockerfiles_and_specs_are_linted_too(project: Path) -> None:
-    dockerfile = project / "images" / "extract" / "Dockerfile"
+    dockerfile = project / "images" / "task.Dockerfile"
     dockerfile.write_text(
         dockerfile.read_text().replace(
             "ARG BASE_IMAGE=dataops/base:bookworm",
@@ -106,7 +106,7 @@ def test_dockerfiles_and_specs_are_linted_too(project: Path) -> None:
     result = lint(project, "--all", "--format", "github")
     assert result.returncode == 1
     out = result.stdout
-    assert "::error file=images/extract/Dockerfile,line=" in out and "DL3007" in out
+    assert "::error file=images/task.Dockerfile,line=" in out and "DL3007" in out
     assert "::error file=dags/pipelines/airlines.yml,line=" in out and "title=SCHEMA" in out
 
 

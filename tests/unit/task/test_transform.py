@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataops.task.transform import retarget_manifest, summarize
+from dataops.core.dbt_artifacts import retarget_manifest, summarize
 
 
 def test_retarget_manifest_points_every_relation_at_the_running_database(tmp_path: Path) -> None:

@@ -1,0 +1,156 @@
+"""A small client of Airflow 3's REST API (/api/v2): trigger a DAG run and follow it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from dataops.errors import DataOpsError, NotReadyError
+
+FINISHED = {"success", "failed"}
+
+
+@dataclass
+class AirflowClient:
+    url: str
+    username: str
+    password: str
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self._client = httpx.Client(base_url=self.url, timeout=self.timeout)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _auth(self) -> dict[str, str]:
+        if self._token is None:
+            try:
+                response = self._client.post(
+                    "/auth/token", json={"username": self.username, "password": self.password}
+                )
+            except httpx.HTTPError as exc:
+                raise NotReadyError(
+                    f"Airflow at {self.url} does not answer ({type(exc).__name__})",
+                    "dataops up   (then dataops status)",
+                ) from None
+            if response.status_code != 201:
+                raise NotReadyError(
+                    f"Airflow at {self.url} refused the login of {self.username!r} "
+                    f"({response.status_code})",
+                    "check the password variable named in dataops.yml (airflow.password_env)",
+                )
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            headers = {**self._auth(), **kwargs.pop("headers", {})}
+            return self._client.request(method, f"/api/v2{path}", headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise NotReadyError(
+                f"Airflow at {self.url} failed to answer {method} {path}: {type(exc).__name__}",
+                "dataops status",
+            ) from None
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise DataOpsError(
+                f"Airflow answered {response.status_code} to {method} {path}: {response.text[:500]}"
+            )
+        return response.json()
+
+    # -- DAGs ----------------------------------------------------------------------------------
+    def import_error(self, filename_part: str) -> str | None:
+        errors = self.json("GET", "/importErrors", params={"limit": 100})["import_errors"]
+        for error in errors:
+            if filename_part in error["filename"]:
+                return str(error["stack_trace"])
+        return None
+
+    def wait_for_dag(
+        self, dag_id: str, timeout: float, report: Callable[[str], None]
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            response = self.request("GET", f"/dags/{dag_id}")
+            if response.status_code == 200:
+                return dict(response.json())
+            error = self.import_error(f"pipeline_{dag_id}.py")
+            if error:
+                raise DataOpsError(
+                    f"DAG {dag_id} does not load: {error.strip().splitlines()[-1]}",
+                    f"fix dags/pipelines/{dag_id}.yml (`dataops validate` shows every problem)",
+                )
+            if time.monotonic() > deadline:
+                raise DataOpsError(
+                    f"no DAG {dag_id!r} in Airflow after {timeout:.0f}s",
+                    f"is there a dags/pipelines/{dag_id}.yml? `dataops validate` checks the specs",
+                )
+            if not said:
+                report(f"waiting for Airflow to parse DAG {dag_id}")
+                said = True
+            time.sleep(2)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.json("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+        run_id = f"dataops__{start:%Y%m%dT%H%M%S}__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": start.isoformat(),
+            "data_interval_start": start.isoformat(),
+            "data_interval_end": end.isoformat(),
+            "note": "triggered by dataops run",
+        }
+        return dict(self.json("POST", f"/dags/{dag_id}/dagRuns", json=body))
+
+    def run_for_interval(self, dag_id: str, start: datetime) -> str | None:
+        """The id of the run whose logical date is `start` (Airflow allows one per date)."""
+        params = {"logical_date_gte": start.isoformat(), "logical_date_lte": start.isoformat()}
+        runs = self.json("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+        return str(runs[0]["dag_run_id"]) if runs else None
+
+    def clear(self, dag_id: str, run_id: str) -> None:
+        """Re-run every task of an existing run (Airflow's own way to run an interval again)."""
+        self.json("POST", f"/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False})
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        data = self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return list(data["task_instances"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        response = self.request(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true"},
+        )
+        if response.status_code != 200:
+            return f"(log unavailable: {response.status_code})"
+        content = response.json().get("content", [])
+        if isinstance(content, str):
+            return content
+        return "\n".join(render_log_event(event) for event in content)
+
+
+def render_log_event(event: object) -> str:
+    """One line of a structured Airflow 3 task log: its event, plus the exception if any."""
+    if not isinstance(event, dict):
+        return str(event)
+    text = str(event.get("event", ""))
+    for error in event.get("error_detail") or []:
+        if isinstance(error, dict):
+            text += f"\n  {error.get('exc_type')}: {error.get('exc_value')}"
+    return text

@@ -1,0 +1,27 @@
+"""git, read-only: the commit and branch of a checkout, and whether a folder is a bare repo."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def head_commit(root: Path) -> str:
+    """The full commit id of HEAD, or "" outside a repository."""
+    return _git(root, "rev-parse", "HEAD")
+
+
+def current_branch(root: Path) -> str:
+    """The checked-out branch ("HEAD" when detached), or "" outside a repository."""
+    return _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+
+
+def is_bare(repo: Path) -> bool:
+    return _git(repo, "rev-parse", "--is-bare-repository") == "true"

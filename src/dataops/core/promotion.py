@@ -1,0 +1,145 @@
+"""Promotion rules: the gates a release passes before it enters an environment, which release
+an environment runs, and which one a rollback returns to. Pure: the history comes in as data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dataops.core.config import GatesConfig
+from dataops.errors import DataOpsError, ExitCode
+
+# History actions after which the release is the one the environment runs.
+ACTIVATING = ("created", "promoted", "rolled-back")
+PASSED = "passed"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of an environment's append-only release history."""
+
+    id: int
+    release_id: str
+    action: str
+    actor: str
+    at: str
+    ok: bool
+    detail: dict[str, Any]
+
+
+def short(release_id: str) -> str:
+    return release_id.removeprefix("sha256:")[:12]
+
+
+def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
+    """The release's stored bytes and its tag in `dataops/releases`."""
+    payload = json.dumps(record, indent=2, sort_keys=True).encode()
+    return payload, "release-" + hashlib.sha256(payload).hexdigest()[:20]
+
+
+def activations(history: Sequence[HistoryEntry]) -> list[str]:
+    """Every release activated in the environment, oldest first (with repeats)."""
+    return [e.release_id for e in history if e.action in ACTIVATING and e.ok]
+
+
+def active_release(history: Sequence[HistoryEntry]) -> str | None:
+    """The release the environment runs: the last one activated there."""
+    found = activations(history)
+    return found[-1] if found else None
+
+
+def require_source(gates: GatesConfig, target: str) -> str:
+    """The environment that promotes into `target`, or a usage error when none does."""
+    if gates.promote_from is None:
+        raise DataOpsError(
+            f"{target} has no promote_from in dataops.yml: nothing promotes into it",
+            "promote to an environment with gates.promote_from",
+            exit_code=ExitCode.USAGE,
+        )
+    return gates.promote_from
+
+
+def evaluate_gates(
+    gates: GatesConfig,
+    source: str,
+    source_history: Sequence[HistoryEntry],
+    approve: bool,
+    approver: str,
+) -> dict[str, str]:
+    """Every gate of promoting a release into the environment `gates` belongs to, given the
+    release's history in `source`: {gate: "passed..." | "failed: why"}, in a stable order."""
+    results: dict[str, str] = {}
+    if any(e.action in ACTIVATING and e.ok for e in source_history):
+        results[f"was active in {source}"] = PASSED
+    else:
+        results[f"was active in {source}"] = "failed: never active there"
+    # The target's require_checks must have passed in the source (ci in dev for staging,
+    # smoke in staging for prod); the latest result of each check counts.
+    for name in gates.require_checks:
+        checks = [
+            e for e in source_history if e.action == "check" and e.detail.get("check") == name
+        ]
+        if not checks:
+            results[f"check {name} in {source}"] = "failed: never ran"
+        elif not checks[-1].ok:
+            detail = str(checks[-1].detail.get("detail", "failed"))
+            results[f"check {name} in {source}"] = f"failed: {detail}"
+        else:
+            results[f"check {name} in {source}"] = PASSED
+    if gates.require_approval:
+        if not approve:
+            results["approval"] = "failed: prod needs --approve"
+        elif approver not in gates.approvers:
+            results["approval"] = (
+                f"failed: {approver!r} may not approve (approvers: {', '.join(gates.approvers)})"
+            )
+        else:
+            results["approval"] = f"passed: approved by {approver}"
+    return results
+
+
+def failed_gates(results: dict[str, str]) -> dict[str, str]:
+    return {gate: outcome for gate, outcome in results.items() if not outcome.startswith(PASSED)}
+
+
+def rollback_target(env: str, history: Sequence[HistoryEntry], wanted: str | None) -> str:
+    """The release a rollback of `env` activates: `wanted` (a full id) when it ran there, else
+    the last release active before the current one."""
+    ran = activations(history)
+    if not ran:
+        raise DataOpsError(f"{env} has no active release to roll back", exit_code=ExitCode.USAGE)
+    current = ran[-1]
+    if wanted is None:
+        previous = [r for r in reversed(ran) if r != current]
+        if not previous:
+            raise DataOpsError(
+                f"{env} has never run another release than {short(current)}",
+                "nothing to roll back to",
+                exit_code=ExitCode.USAGE,
+            )
+        return previous[0]
+    if wanted not in ran:
+        raise DataOpsError(
+            f"release {short(wanted)} was never active in {env}",
+            f"roll back only to a release that ran there (dataops release list --env {env})",
+            exit_code=ExitCode.USAGE,
+        )
+    return wanted
+
+
+def match_release(ref: str, known: set[str]) -> str:
+    """The one known release id that `ref` (a full id or a prefix, with or without `sha256:`)
+    names, or a usage error."""
+    wanted = ref if ref.startswith("sha256:") else f"sha256:{ref}"
+    matches = sorted(r for r in known if r.startswith(wanted))
+    if len(matches) != 1:
+        raise DataOpsError(
+            f"release {ref!r} matches {len(matches)} known releases",
+            "give more of its id (dataops release list)",
+            exit_code=ExitCode.USAGE,
+        )
+    return matches[0]

@@ -1,0 +1,43 @@
+"""The dbt docs site of an environment: generated against its warehouse, served on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dataops.clients import dbt
+from dataops.core.progress import Report
+from dataops.errors import DataOpsError
+from dataops.project.environment import Environment
+
+
+def generate(env: Environment, report: Report) -> Path:
+    """`dbt docs generate --target ENV` into the state dir's dbt-docs/ENV/; its index.html."""
+    target = env.state.dbt_docs(env.name)
+    project = env.project.root / "dbt_project"
+    environ = dbt.environment(
+        project, target, env.state.dbt_logs, env.config.warehouse, env.warehouse_password
+    )
+    report(f"dbt docs generate --target {env.name}")
+    result = subprocess.run(
+        [str(dbt.executable()), "docs", "generate", "--target", env.name],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    index = target / "index.html"
+    if result.returncode != 0 or not index.exists():
+        tail = "\n".join(result.stdout.strip().splitlines()[-15:])
+        raise DataOpsError(f"dbt docs generate failed:\n{tail}", "dataops status; then retry")
+    return index
+
+
+def serve(folder: Path, port: int) -> None:
+    """Serve `folder` on http://127.0.0.1:PORT until interrupted."""
+    subprocess.run(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
+        check=False,
+    )

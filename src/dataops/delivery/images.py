@@ -1,0 +1,295 @@
+"""Task images: content-addressed builds, pushes to an environment's registry, build records.
+
+Every image's tag is a hash of its build inputs (Dockerfile, resolved Python pins, the code and
+dbt project it bakes in, the base image id), so an unchanged image is never rebuilt or pushed
+again. Python packages are installed on the host (uv, from the lock) into a `site/` folder of
+the build context: the build needs no network and no pip inside the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from dataops import __version__
+from dataops.clients.dbt import parse_manifest
+from dataops.clients.docker import image_inspect
+from dataops.core.progress import Report
+from dataops.errors import DataOpsError, NotReadyError
+from dataops.project.environment import Environment, Project
+from dataops.project.state import atomic_write
+
+PLATFORM = "x86_64-manylinux_2_28"
+# The Dockerfile of every image folder that has none of its own (built with TASK=<folder>).
+SHARED_DOCKERFILE = "task.Dockerfile"
+PACKAGE_PARTS = ("__init__.py", "errors.py", "py.typed", "core", "task")
+_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    name: str
+    content_hash: str
+    local: str  # dataops/<name>:<hash>
+    built: bool  # False: it already existed
+    pushed: bool = False
+    repository: str | None = None  # <registry>/dataops/<name>
+    digest: str | None = None
+
+    @property
+    def ref(self) -> str | None:
+        """The pinned reference tasks run: registry/repo@sha256:..."""
+        return f"{self.repository}@{self.digest}" if self.repository and self.digest else None
+
+
+def image_names(root: Path) -> list[str]:
+    """The task images: every folder of images/ with a Dockerfile or a requirements.in (those
+    without a Dockerfile build from images/task.Dockerfile)."""
+    folders = {p.parent for p in (root / "images").glob("*/Dockerfile")}
+    folders |= {p.parent for p in (root / "images").glob("*/requirements.in")}
+    return sorted(folder.name for folder in folders)
+
+
+def dockerfile_of(root: Path, name: str) -> Path:
+    """The image's own Dockerfile, else the shared one."""
+    own = root / "images" / name / "Dockerfile"
+    return own if own.exists() else root / "images" / SHARED_DOCKERFILE
+
+
+class ImageBuilder:
+    def __init__(self, project: Project, report: Report) -> None:
+        self.project = project
+        self.root = project.root
+        self.state = project.state
+        self.report = report
+        self.base = project.config.platform.base_image.name
+        bindir = Path(sys.executable).parent
+        self.uv = shutil.which("uv", path=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _uv(self, *args: str) -> str:
+        if self.uv is None:
+            raise NotReadyError("uv is not installed in the venv", "make setup")
+        result = subprocess.run([self.uv, *args], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DataOpsError(f"uv {args[0]} {args[1]} failed: {result.stderr.strip()[-1500:]}")
+        return result.stdout
+
+    def resolve(self, name: str) -> str:
+        """The image's requirements pinned to the lock, for the Linux platform of the images."""
+        requirements = self.root / "images" / name / "requirements.in"
+        if not requirements.exists():
+            return ""
+        return self._uv(
+            "pip",
+            "compile",
+            "-q",
+            "--no-header",
+            "--no-annotate",
+            str(requirements),
+            "--constraint",
+            str(self.root / "requirements.lock"),
+            "--python-version",
+            "3.11",
+            "--python-platform",
+            PLATFORM,
+        )
+
+    def _inputs(self, name: str, pins: str) -> list[tuple[str, Path]]:
+        folder = self.root / "images" / name
+        files = [(f"images/{name}/{p.name}", p) for p in sorted(folder.iterdir()) if p.is_file()]
+        dockerfile = dockerfile_of(self.root, name)
+        if dockerfile.parent != folder:
+            files.append((f"images/{dockerfile.name}", dockerfile))
+        if name == "transform":
+            project = self.root / "dbt_project"
+            files += [
+                (str(p.relative_to(self.root)), p)
+                for p in sorted(project.rglob("*"))
+                if p.is_file() and not {"target", "logs", "dbt_packages"} & set(p.parts)
+            ]
+        package = self.root / "src" / "dataops"
+        for part in PACKAGE_PARTS:
+            path = package / part
+            found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
+        return files
+
+    def content_hash(self, name: str, pins: str) -> str:
+        digest = hashlib.sha256()
+        base = image_inspect(self.base)
+        if base is None:
+            raise NotReadyError(f"base image {self.base} is missing", "dataops images base")
+        digest.update(f"base {base[0]}\npins\n{pins}\n".encode())
+        for label, path in self._inputs(name, pins):
+            digest.update(
+                f"file {label} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
+            )
+        return digest.hexdigest()[:20]
+
+    # -- build ---------------------------------------------------------------------------------
+    def build(self, name: str) -> ImageBuild:
+        pins = self.resolve(name)
+        content = self.content_hash(name, pins)
+        local = f"dataops/{name}:{content}"
+        if image_inspect(local) is not None:
+            self.report(f"{name}: unchanged ({content}), not rebuilt")
+            return ImageBuild(name, content, local, built=False)
+        self.report(f"{name}: building {local}")
+        context = self.state.build_context(name)
+        shutil.rmtree(context, ignore_errors=True)
+        context.mkdir(parents=True)
+        for label, path in self._inputs(name, pins):
+            if label == f"images/{SHARED_DOCKERFILE}":
+                shutil.copy2(path, context / "Dockerfile")
+            elif label.startswith("images/"):
+                shutil.copy2(path, context / path.name)
+            elif label.startswith("dbt_project/"):
+                target = context / label
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+            else:
+                target = context / "site" / Path(label).relative_to("src")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+        site = context / "site"
+        site.mkdir(exist_ok=True)
+        if name == "transform":
+            # The manifest the dbt task defers to (and slim CI compares against), compiled now
+            # so that no dbt parse happens while Airflow parses DAGs.
+            self.report(f"{name}: compiling the dbt manifest")
+            parse_manifest(context / "dbt_project", context / "dbt_state", self.state.dbt_logs)
+        if pins:
+            (context / "pins.txt").write_text(pins)
+            self._uv(
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(site),
+                "--no-deps",
+                "--python-version",
+                "3.11",
+                "--python-platform",
+                PLATFORM,
+                "-r",
+                str(context / "pins.txt"),
+            )
+        commit = self.project.commit or "unknown"
+        shared = dockerfile_of(self.root, name).name == SHARED_DOCKERFILE
+        task_arg = ["--build-arg", f"TASK={name}"] if shared else []
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                "docker",
+                "build",
+                "--network",
+                "host",
+                "--pull=false",
+                "-t",
+                local,
+                "--build-arg",
+                f"BASE_IMAGE={self.base}",
+                *task_arg,
+                "--build-arg",
+                f"SOURCE_COMMIT={commit}",
+                "--build-arg",
+                f"BUILD_TIME={datetime.now(UTC).isoformat(timespec='seconds')}",
+                "--build-arg",
+                f"VERSION={__version__}",
+                "--label",
+                f"org.dataops.content-hash={content}",
+                str(context),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        log = self.state.log(f"build-{name}")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise DataOpsError(
+                f"image {name}: docker build failed: "
+                f"{(result.stderr.strip().splitlines() or ['?'])[-1]}",
+                f"read the build log, fix images/{name}/Dockerfile, run the build again",
+                log=str(log),
+            )
+        shutil.rmtree(context, ignore_errors=True)
+        self.report(f"{name}: built in {time.monotonic() - started:.0f}s")
+        return ImageBuild(name, content, local, built=True)
+
+    # -- push ----------------------------------------------------------------------------------
+    def push(self, image: ImageBuild, env: Environment) -> ImageBuild:
+        registry = env.config.registry
+        repository = env.image_repository(image.name)
+        existing = self._remote_digest(registry.url, f"dataops/{image.name}", image.content_hash)
+        if existing:
+            self.report(
+                f"{image.name}: already in {registry.address} ({existing[:19]}), not pushed"
+            )
+            return ImageBuild(**{**asdict(image), "repository": repository, "digest": existing})
+        remote = f"{repository}:{image.content_hash}"
+        subprocess.run(["docker", "tag", image.local, remote], check=True)
+        self.report(f"{image.name}: pushing to {registry.address}")
+        result = subprocess.run(
+            ["docker", "push", remote], capture_output=True, text=True, check=False
+        )
+        match = _DIGEST.search(result.stdout)
+        if result.returncode != 0 or not match:
+            raise DataOpsError(
+                f"image {image.name}: docker push to {registry.address} failed: "
+                f"{(result.stderr.strip().splitlines() or ['?'])[-1]}",
+                "check that the registry is up (dataops status) and retry",
+            )
+        return ImageBuild(
+            **{**asdict(image), "pushed": True, "repository": repository, "digest": match.group(1)}
+        )
+
+    @staticmethod
+    def _remote_digest(url: str, repository: str, tag: str) -> str | None:
+        accept = ", ".join(
+            [
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+            ]
+        )
+        try:
+            response = httpx.head(
+                f"{url}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=10
+            )
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return response.headers.get("docker-content-digest")
+
+
+def record_builds(env: Environment, builds: list[ImageBuild]) -> Path:
+    """Write `builds/<env>.json`: what the environment's DAG tasks run (image refs by digest)."""
+    path = env.builds_file
+    try:
+        current = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        current = {"images": {}}
+    for build in builds:
+        if build.ref:
+            current["images"][build.name] = {
+                "ref": build.ref,
+                "digest": build.digest,
+                "content_hash": build.content_hash,
+            }
+    current["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    atomic_write(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return path

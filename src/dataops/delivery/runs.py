@@ -1,0 +1,184 @@
+"""DAG runs of a pipeline in an environment's Airflow: trigger (or re-run) every interval, follow
+the runs task by task, and fetch the logs of what failed.
+
+Services never print: every step is handed to a callback the CLI renders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from dataops.clients.airflow_api import FINISHED, AirflowClient, render_log_event
+from dataops.core.pipeline import PipelineSpec, load_spec
+from dataops.core.progress import Report
+from dataops.core.timespan import intervals
+from dataops.errors import DataOpsError, ExitCode
+from dataops.project.environment import Environment
+
+POLL_SECONDS = 2.0
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    start: datetime
+    end: datetime
+    rerun: bool  # the interval had a run already: its tasks were cleared
+    url: str
+    label: str  # the interval's date when there are several, else ""
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    seconds: float  # since following began
+    label: str
+    task_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    run_id: str
+    task_id: str
+    try_number: int
+    log_tail: str
+
+
+class PipelineRunner:
+    """Runs of one pipeline in `env`'s Airflow, through its REST API."""
+
+    def __init__(self, env: Environment, pipeline: str, report: Report) -> None:
+        self.env = env
+        self.pipeline = pipeline
+        self.report = report
+        self.spec_path = env.project.root / "dags" / "pipelines" / f"{pipeline}.yml"
+        self._client: AirflowClient | None = None
+
+    @property
+    def client(self) -> AirflowClient:
+        if self._client is None:
+            self._client = self.env.airflow()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def logs(self) -> Path:
+        """Where the local Airflow writes this pipeline's task logs."""
+        return self.env.state.airflow_home / "logs" / f"dag_id={self.pipeline}"
+
+    def spec(self) -> PipelineSpec:
+        if not self.spec_path.exists():
+            raise DataOpsError(
+                f"no pipeline {self.pipeline!r} (no dags/pipelines/{self.pipeline}.yml)",
+                "ls dags/pipelines/ for the pipelines there are",
+                exit_code=ExitCode.USAGE,
+            )
+        return load_spec(self.spec_path)
+
+    def intervals(self, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
+        """The pipeline's schedule intervals from the one containing `first` to `last`'s."""
+        return intervals(self.spec().schedule, first, last)
+
+    def start(
+        self,
+        spans: list[tuple[datetime, datetime]],
+        on_start: Callable[[StartedRun], None],
+        dag_timeout: float = 120,
+    ) -> list[StartedRun]:
+        """Trigger a run for each interval (or clear the one it has); unpause the DAG."""
+        client = self.client
+        dag = client.wait_for_dag(self.pipeline, dag_timeout, self.report)
+        if dag.get("is_paused"):
+            self.report(f"unpausing DAG {self.pipeline}")
+            client.set_paused(self.pipeline, False)
+        started = []
+        for start, end in spans:
+            existing = client.run_for_interval(self.pipeline, start)
+            if existing:
+                client.clear(self.pipeline, existing)
+                run_id = existing
+            else:
+                run_id = client.trigger(self.pipeline, start, end)["dag_run_id"]
+            run = StartedRun(
+                run_id,
+                start,
+                end,
+                rerun=existing is not None,
+                url=f"{client.url}/dags/{self.pipeline}/runs/{run_id}",
+                label=f"{start:%Y-%m-%d}" if len(spans) > 1 else "",
+            )
+            on_start(run)
+            started.append(run)
+        return started
+
+    def follow(
+        self,
+        runs: list[StartedRun],
+        timeout: float,
+        on_change: Callable[[TaskChange], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, str]:
+        """Poll until every run finished; each task state change goes to `on_change`.
+        Returns {run_id: final state}."""
+        client = self.client
+        seen: dict[tuple[str, str], str] = {}
+        states = {run.run_id: "queued" for run in runs}
+        began = time.monotonic()
+        while True:
+            for run in runs:
+                if states[run.run_id] in FINISHED:
+                    continue
+                for ti in client.task_instances(self.pipeline, run.run_id):
+                    current = str(ti.get("state") or "none")
+                    if seen.get((run.run_id, ti["task_id"])) != current:
+                        seen[(run.run_id, ti["task_id"])] = current
+                        elapsed = time.monotonic() - began
+                        on_change(TaskChange(elapsed, run.label, ti["task_id"], current))
+                states[run.run_id] = client.run_state(self.pipeline, run.run_id)
+            if all(state in FINISHED for state in states.values()):
+                return states
+            if time.monotonic() - began > timeout:
+                waiting = [r for r, s in states.items() if s not in FINISHED]
+                raise DataOpsError(
+                    f"{len(waiting)} run(s) still not finished after {timeout:.0f}s",
+                    "follow them in the web UI, or run again with a longer --timeout",
+                )
+            sleep(POLL_SECONDS)
+
+    def failed_tasks(self, run_ids: list[str]) -> list[FailedTask]:
+        """The failed tasks of these runs with the tail of each one's log (from the API, else
+        from the local log file)."""
+        found = []
+        for run_id in run_ids:
+            for ti in self.client.task_instances(self.pipeline, run_id):
+                if ti.get("state") != "failed" or not ti.get("try_number"):
+                    continue
+                attempt = int(ti["try_number"])
+                text = self.client.task_log(self.pipeline, run_id, ti["task_id"], attempt)
+                local = self.logs / f"run_id={run_id}" / f"task_id={ti['task_id']}"
+                local = local / f"attempt={attempt}.log"
+                if text.startswith("(log unavailable") and local.exists():
+                    text = render_log_file(local.read_text())
+                tail = "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
+                found.append(FailedTask(run_id, ti["task_id"], attempt, tail))
+        return found
+
+
+def render_log_file(text: str) -> str:
+    """Each JSON line of an Airflow task log file rendered (other lines as they are)."""
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(render_log_event(json.loads(line)))
+        except ValueError:
+            lines.append(line)
+    return "\n".join(lines)

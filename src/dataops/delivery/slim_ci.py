@@ -1,0 +1,231 @@
+"""Slim CI for dbt: build and test only what changed, next to an environment's warehouse.
+
+The baseline is the manifest baked into the transform image the environment runs (the build
+record of `dataops images build --push --env E`): the working tree's dbt project is compared
+with it (`state:modified+`), the modified models and their descendants are built and tested in
+a CI schema of their own (`ci_<branch>`, `ci_<branch>_staging`, ...), and every unmodified
+parent is read from the environment's published relations (`--defer --favor-state`). The CI
+schemas are dropped afterwards. Each CI schema is registered in `dataops.ci_schemas` (made by
+migration V1) before any DDL, so a run that was killed leaves a record `dataops ci sweep` finds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dataops.clients import dbt
+from dataops.core.dbt_artifacts import retarget_manifest, summarize
+from dataops.core.progress import Report
+from dataops.core.selection import Selected, selection_reasons
+from dataops.errors import DataOpsError, NotReadyError
+from dataops.project.environment import Environment
+
+LIST_ARGS = (
+    *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
+    *("--output", "json", "--output-keys", "unique_id", "--output-keys", "schema", "-q"),
+)
+
+
+@dataclass
+class SlimCiResult:
+    schema: str
+    baseline: str  # the transform image whose manifest was the baseline
+    selected: list[Selected] = field(default_factory=list)
+    executed_models: list[str] = field(default_factory=list)
+    tests: int = 0
+    failures: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    run_results: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class SlimCi:
+    def __init__(self, env: Environment, report: Report) -> None:
+        self.env = env
+        self.report = report
+        self.state = env.state
+
+    def connect(self) -> psycopg.Connection:
+        return self.env.connect("dataops-ci")
+
+    # -- the baseline ----------------------------------------------------------------------------
+    def baseline_manifest(self) -> tuple[str, Path]:
+        """(image ref, manifest path) of the transform image the environment runs: its active
+        release's, or its latest build's before any release."""
+        try:
+            ref = self.env.running_images()["transform"]["ref"]
+        except KeyError:
+            raise NotReadyError(
+                f"no transform image is recorded for {self.env.name}, so there is no baseline",
+                f"dataops images build --push --env {self.env.name}",
+            ) from None
+        return ref, dbt.manifest_of_image(self.state.manifests, ref, self.report)
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(
+        self,
+        schema: str,
+        project: Path,
+        git_ref: str,
+        keep: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> SlimCiResult:
+        ref, manifest = self.baseline_manifest()
+        work = self.state.ci_work(schema)
+        warehouse = self.env.config.warehouse
+        state = retarget_manifest(manifest, work / "state", warehouse.database)
+        target = work / "target"
+        env = dbt.environment(
+            project, target, self.state.dbt_logs, warehouse, self.env.warehouse_password, schema
+        )
+        result = SlimCiResult(schema, ref, run_results=str(target / "run_results.json"))
+        with self.connect() as conn:
+            self._require_registry(conn)
+            conn.execute(
+                "insert into dataops.ci_schemas (schema_name, git_ref) values (%s, %s)"
+                " on conflict (schema_name) do update set created_at = now(),"
+                " git_ref = excluded.git_ref",
+                (schema, git_ref),
+            )
+            try:
+                selector = ["--select", "state:modified+", "--state", str(state.parent)]
+                listed = self._dbt(
+                    ["ls", *selector, *LIST_ARGS],
+                    project,
+                    env,
+                )
+                rows = [json.loads(x) for x in listed.stdout.splitlines() if x.startswith("{")]
+                schemas = sorted({schema, *(r["schema"] for r in rows if r.get("schema"))})
+                conn.execute(
+                    "update dataops.ci_schemas set schemas = %s where schema_name = %s",
+                    (schemas, schema),
+                )
+                current = json.loads((target / "manifest.json").read_text())
+                result.selected = selection_reasons(
+                    current, json.loads(state.read_text()), [r["unique_id"] for r in rows]
+                )
+                if not result.selected:
+                    self.report(f"no model differs from {ref}: nothing to build")
+                    return result
+                self.report(
+                    f"{len(result.selected)} node(s) selected (state:modified+ against {ref}):"
+                )
+                for chosen in result.selected:
+                    self.report(f"  {chosen.unique_id}: {chosen.reason}")
+                build = [
+                    "build",
+                    *selector,
+                    "--defer",
+                    "--favor-state",
+                    "--target",
+                    "ci",
+                ]
+                self.report("+ dbt " + " ".join(build) + f"   (schema {schema})")
+                code = self._dbt_stream(build, project, env, echo)
+                summary = summarize(target / "run_results.json")
+                result.tests, result.failures = summary.tests, summary.failures
+                result.executed_models = sorted(
+                    item["unique_id"]
+                    for item in json.loads((target / "run_results.json").read_text())["results"]
+                    if item["unique_id"].startswith("model.")
+                )
+                if code != 0 and not result.failures:
+                    result.failures = [f"dbt build exited with {code}; see its output above"]
+            finally:
+                if not keep:
+                    result.dropped = self.drop(conn, schema)
+        return result
+
+    def _dbt(self, args: list[str], project: Path, env: dict[str, str]) -> Any:
+        done = subprocess.run(
+            [str(dbt.executable()), *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
+            raise DataOpsError(
+                f"dbt {args[0]} failed:\n{tail}",
+                "fix the dbt project (`dataops lint` shows SQL problems), then run again",
+            )
+        return done
+
+    def _dbt_stream(
+        self,
+        args: list[str],
+        project: Path,
+        env: dict[str, str],
+        echo: Callable[[str], None] | None,
+    ) -> int:
+        with subprocess.Popen(
+            [str(dbt.executable()), *args],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if echo:
+                    echo(line.rstrip("\n"))
+            return process.wait()
+
+    def _require_registry(self, conn: psycopg.Connection) -> None:
+        row = conn.execute("select to_regclass('dataops.ci_schemas')").fetchone()
+        if row is None or row[0] is None:
+            raise NotReadyError(
+                f"the {self.env.name} warehouse has no dataops.ci_schemas table (its migrations "
+                "were not applied)",
+                f"dataops migrate apply --env {self.env.name}",
+            )
+
+    # -- cleanup ---------------------------------------------------------------------------------
+    def drop(self, conn: psycopg.Connection, schema: str) -> list[str]:
+        """Drop a CI schema and the schemas dbt derived from it; forget it in the registry."""
+        row = conn.execute(
+            "select schemas from dataops.ci_schemas where schema_name = %s", (schema,)
+        ).fetchone()
+        names = sorted({schema, *(row[0] if row else [])})
+        dropped = []
+        with conn.transaction():
+            for name in names:
+                exists = conn.execute(
+                    "select 1 from pg_namespace where nspname = %s", (name,)
+                ).fetchone()
+                if exists:
+                    conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+                    dropped.append(name)
+            conn.execute("delete from dataops.ci_schemas where schema_name = %s", (schema,))
+        return dropped
+
+    def sweep(self, older_than: timedelta, dry_run: bool = False) -> list[tuple[str, str]]:
+        """Drop the CI schemas registered longer than `older_than` ago: [(schema, created)]."""
+        with self.connect() as conn:
+            self._require_registry(conn)
+            old = conn.execute(
+                "select schema_name, created_at from dataops.ci_schemas"
+                " where created_at < now() - %s order by created_at",
+                (older_than,),
+            ).fetchall()
+            swept = []
+            for schema, created in old:
+                if not dry_run:
+                    self.drop(conn, schema)
+                swept.append((schema, created.isoformat(timespec="seconds")))
+        return swept

@@ -1,0 +1,109 @@
+"""The local platform as a whole: the services in start order, and up / down / status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataops.core.progress import Report
+from dataops.local.base_image import BaseImage, ensure_base_image
+from dataops.local.deployment import API_SECRET_ENV, JWT_SECRET_ENV, AirflowDeployment
+from dataops.local.docker_engine import DockerEngine
+from dataops.local.host import ensure_python_packages, install_packages, missing_packages
+from dataops.local.postgres import Postgres
+from dataops.local.registry_server import HTTP_SECRET_ENV, RegistryServer
+from dataops.local.service import Service, ServiceStatus
+from dataops.project.environment import Project
+
+
+@dataclass
+class UpResult:
+    changed: list[str]
+    generated_secrets: list[str]
+    base_image: BaseImage | None
+    statuses: list[ServiceStatus]
+
+
+class LocalPlatform:
+    """The services `dataops up` runs on this machine, in start order."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.state = project.state
+        self.secrets = project.secrets
+        self.postgres = Postgres(project)
+        self.docker = DockerEngine(self.state)
+        self.registries = [
+            RegistryServer(env)
+            for env in project.environments()
+            if env.config.registry.host in ("127.0.0.1", "localhost")
+        ]
+        self.airflow = AirflowDeployment(project, self.postgres)
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.postgres, self.docker, *self.registries, self.airflow]
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    def secret_names(self) -> list[str]:
+        names: list[str] = [
+            HTTP_SECRET_ENV,
+            JWT_SECRET_ENV,
+            API_SECRET_ENV,
+            self.airflow.password_env,
+        ]
+        for env in self.project.config.environments.values():
+            names.append(env.warehouse.password_env)
+            if env.registry.password_env:
+                names.append(env.registry.password_env)
+            if env.airflow.password_env:
+                names.append(env.airflow.password_env)
+        return names
+
+    def status(self) -> list[ServiceStatus]:
+        return [service.status() for service in self.services]
+
+    def up(
+        self,
+        report: Report,
+        *,
+        only: list[str] | None = None,
+        install: bool = True,
+        base_image: bool = True,
+    ) -> UpResult:
+        self.state.ensure()
+        if install:
+            missing = missing_packages()
+            if missing:
+                install_packages([req.package for req in missing], report)
+            ensure_python_packages(self.project.root, report)
+        generated = self.secrets.ensure(self.secret_names())
+        changed: list[str] = []
+        image = None
+        for service in self.services:
+            if only and service.name not in only:
+                continue
+            if service is self.airflow and base_image and not only:
+                # The base image before Airflow, so DAG runs never wait for it.
+                image = ensure_base_image(
+                    self.project.config.platform.base_image, self.state, report
+                )
+                if image.changed:
+                    changed.append("base-image")
+            if service.up(report):
+                changed.append(service.name)
+        statuses = [s.status() for s in self.services if not only or s.name in only]
+        return UpResult(changed, generated, image, statuses)
+
+    def down(self, report: Report, *, only: list[str] | None = None) -> list[str]:
+        stopped = []
+        for service in reversed(self.services):
+            if only and service.name not in only:
+                continue
+            if service.down(report):
+                stopped.append(service.name)
+        return stopped

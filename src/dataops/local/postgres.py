@@ -1,0 +1,264 @@
+"""PostgreSQL: one cluster under the state dir, with the warehouses and the Airflow metadata DB."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from dataops.core.progress import Report
+from dataops.errors import ConfigError, NotReadyError
+from dataops.local.host import grant_traverse, is_root, require_free_port
+from dataops.local.process import process_alive
+from dataops.local.service import Health, Service, ServiceStatus, State
+from dataops.project.environment import Project
+from dataops.project.state import atomic_write
+
+SOCKET_DIR = "/tmp"  # upstream PostgreSQL's default; short enough for any checkout path
+
+
+def postgres_bindir() -> Path:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4])
+    )
+    if not found:
+        raise NotReadyError(
+            "PostgreSQL is not installed", "apt-get install -y --no-install-recommends postgresql"
+        )
+    return Path(found[-1]).parent
+
+
+class Postgres(Service):
+    name = "postgres"
+
+    def __init__(self, project: Project) -> None:
+        config = project.config
+        self.state = state = project.state
+        self.port = config.platform.postgres.port
+        self.data = state.postgres / "data"
+        self.log_path = str(state.log("postgres"))
+        self.user = "postgres" if is_root() else None
+        self.databases = sorted({e.warehouse.database for e in config.environments.values()})
+        self.databases.append(config.platform.postgres.airflow_database)
+        # One login role for the warehouses and the metadata DB: the first environment's.
+        self.owner = project.environment(next(iter(config.environments)))
+        self.role = self.owner.config.warehouse.user
+        self.password_env = self.owner.config.warehouse.password_env
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *argv] if self.user else argv
+
+    def _run(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self._as_owner(argv), capture_output=True, text=True, check=False, **kwargs
+        )  # type: ignore[call-overload]
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        return pid if process_alive(pid) else None
+
+    def password(self) -> str:
+        return self.owner.warehouse_password
+
+    def dsn(self, database: str) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host="127.0.0.1",
+            port=self.port,
+            dbname=database,
+            user=self.role,
+            password=self.password(),
+        )
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        result = self._run(
+            [
+                str(postgres_bindir() / "psql"),
+                "-h",
+                SOCKET_DIR,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-f",
+                "-",
+            ],
+            input=sql,  # on stdin, so passwords never show in the process list
+        )
+        if result.returncode != 0:
+            raise NotReadyError(
+                f"postgres: {sql.split()[0]} failed: {result.stderr.strip()}", log=self.log_path
+            )
+        return result.stdout.strip()
+
+    # -- service -------------------------------------------------------------------------------
+    def status(self) -> ServiceStatus:
+        pid = self._pid()
+        address = f"127.0.0.1:{self.port}"
+        if pid is None:
+            return ServiceStatus(
+                self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path
+            )
+        try:
+            for database in self.databases:
+                with psycopg.connect(self.dsn(database), connect_timeout=3) as conn:
+                    conn.execute("select 1")
+        except (psycopg.Error, ConfigError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return ServiceStatus(
+                self.name, State.RUNNING, Health.UNHEALTHY, address, pid, detail, self.log_path
+            )
+        return ServiceStatus(
+            self.name,
+            State.RUNNING,
+            Health.HEALTHY,
+            address,
+            pid,
+            f"databases: {', '.join(self.databases)}",
+            self.log_path,
+        )
+
+    def up(self, report: Report) -> bool:
+        changed = self._init_cluster(report)
+        changed |= self._write_config()
+        if self._pid() is None:
+            require_free_port(self.port, "platform.postgres.port")
+            report(f"starting PostgreSQL on 127.0.0.1:{self.port}")
+            result = self._run(
+                [
+                    str(postgres_bindir() / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    self.log_path,
+                    "-w",
+                    "-t",
+                    "120",
+                    "start",
+                ],
+            )
+            if result.returncode != 0:
+                raise NotReadyError(
+                    f"PostgreSQL did not start: {result.stderr.strip() or result.stdout.strip()}",
+                    "read the log, fix the cause, then run `dataops up` again",
+                    log=self.log_path,
+                )
+            changed = True
+        elif changed:
+            self._run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "reload"])
+        changed |= self._provision(report)
+        self.wait_healthy(60)
+        return changed
+
+    def down(self, report: Report) -> bool:
+        if self._pid() is None:
+            return False
+        report("stopping PostgreSQL")
+        result = self._run(
+            [str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        )
+        if result.returncode != 0:
+            raise NotReadyError(
+                f"PostgreSQL did not stop: {result.stderr.strip()}", log=self.log_path
+            )
+        return True
+
+    # -- setup steps ---------------------------------------------------------------------------
+    def _init_cluster(self, report: Report) -> bool:
+        self.state.postgres.mkdir(parents=True, exist_ok=True)
+        Path(self.log_path).touch()
+        if self.user:
+            shutil.chown(self.state.postgres, self.user, self.user)
+            shutil.chown(self.log_path, self.user, self.user)
+            for folder in grant_traverse(self.state.postgres, self.user):
+                report(f"gave the {self.user} user search permission on {folder}")
+        if (self.data / "PG_VERSION").exists():
+            return False
+        # initdb into a scratch folder, then rename: an interrupted init leaves no half cluster.
+        scratch = self.state.postgres / "data.init"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        report("initializing the PostgreSQL cluster")
+        result = self._run(
+            [
+                str(postgres_bindir() / "initdb"),
+                "-D",
+                str(scratch),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ],
+        )
+        if result.returncode != 0:
+            raise NotReadyError(f"initdb failed: {result.stderr.strip()}", log=self.log_path)
+        with (scratch / "postgresql.conf").open("a") as conf:
+            conf.write("\ninclude_if_exists = 'dataops.conf'\n")
+        os.replace(scratch, self.data)
+        return True
+
+    def _write_config(self) -> bool:
+        conf = (
+            "# Written by `dataops up`; edit dataops.yml instead.\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {self.port}\n"
+            f"unix_socket_directories = '{SOCKET_DIR}'\n"
+            "max_connections = 200\n"
+            "shared_buffers = 256MB\n"
+            "max_wal_size = 4GB\n"
+        )
+        hba = (
+            "# Written by `dataops up`.\n"
+            "local all postgres peer\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        changed = atomic_write(self.data / "dataops.conf", conf, 0o600)
+        changed |= atomic_write(self.data / "pg_hba.conf", hba, 0o600)
+        if self.user:
+            for name in ("dataops.conf", "pg_hba.conf"):
+                shutil.chown(self.data / name, self.user, self.user)
+        return changed
+
+    def _provision(self, report: Report) -> bool:
+        changed = False
+        password = self.password()
+        exists = self._psql(f"select 1 from pg_roles where rolname = '{self.role}'")
+        if not exists:
+            report(f"creating role {self.role}")
+            self._psql(f"create role {self.role} login createdb password '{_quote(password)}'")
+            changed = True
+        else:
+            try:
+                with psycopg.connect(self.dsn("postgres"), connect_timeout=3):
+                    pass
+            except psycopg.OperationalError:
+                report(f"updating the password of role {self.role} (from {self.password_env})")
+                self._psql(f"alter role {self.role} password '{_quote(password)}'")
+                changed = True
+        present = set(self._psql("select datname from pg_database").split())
+        for database in self.databases:
+            if database not in present:
+                report(f"creating database {database}")
+                self._psql(f"create database {database} owner {self.role}")
+                changed = True
+        return changed
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")

@@ -1,1 +1,0 @@
-"""Adapters for the local platform: real processes (PostgreSQL, Docker, registries, Airflow)."""

@@ -1,0 +1,165 @@
+"""The project a command runs in, and its environments, each resolved once.
+
+A command builds one `Project` (dataops.yml loaded, the state dir, the local secrets) and asks
+it for the `Environment`s it works on. An `Environment` carries everything about one
+environment that the call chain needs: its config, its secrets (resolved on first use, then
+kept), its warehouse DSN, its registry and Airflow clients, and its state paths. Code below the
+CLI receives these objects; it never looks an environment up by name again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataops.clients import git, warehouse
+from dataops.clients.airflow_api import AirflowClient
+from dataops.clients.oci import RegistryClient
+from dataops.core.config import EnvironmentConfig, LoadedConfig, ProjectConfig, RegistryAuth
+from dataops.project.secrets import LocalSecrets
+from dataops.project.state import StateDir
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass
+class Project:
+    """dataops.yml loaded once, the state dir, the local secrets and the resolved environments."""
+
+    loaded: LoadedConfig
+    state: StateDir
+    secrets: LocalSecrets
+    _environments: dict[str, Environment] = field(default_factory=dict, repr=False)
+    # Every environment name resolved during this command, in order (a test reads it).
+    resolutions: list[str] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(cls, loaded: LoadedConfig) -> Project:
+        state = StateDir.of(loaded)
+        return cls(loaded, state, LocalSecrets(state))
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.root
+
+    @property
+    def config(self) -> ProjectConfig:
+        return self.loaded.config
+
+    @property
+    def migrations_folder(self) -> Path:
+        return self.root / self.config.migrations.path
+
+    @cached_property
+    def commit(self) -> str:
+        """HEAD of the checkout ("" outside git), read once per command."""
+        return git.head_commit(self.root)
+
+    @cached_property
+    def branch(self) -> str:
+        return git.current_branch(self.root)
+
+    def environment(self, name: str) -> Environment:
+        """The environment `name`, resolved on first use and the same object afterwards;
+        a ConfigError naming the known environments when there is none."""
+        found = self._environments.get(name)
+        if found is None:
+            found = Environment(name, self.loaded.environment(name), self)
+            self._environments[name] = found
+            self.resolutions.append(name)
+        return found
+
+    def environments(self) -> Iterator[Environment]:
+        for name in self.config.environments:
+            yield self.environment(name)
+
+    def secret(self, path: tuple[str | int, ...]) -> str:
+        """The secret behind the `*_env` field at `path` of dataops.yml."""
+        return self.loaded.resolve_secret(path, self.secrets.values())
+
+
+class Environment:
+    """One environment (dev, staging, prod) of the project, resolved once per command."""
+
+    def __init__(self, name: str, config: EnvironmentConfig, project: Project) -> None:
+        self.name = name
+        self.config = config
+        self.project = project
+
+    def __repr__(self) -> str:
+        return f"Environment({self.name!r})"
+
+    @property
+    def state(self) -> StateDir:
+        return self.project.state
+
+    # -- secrets (each resolved once, on first use) --------------------------------------------
+    @cached_property
+    def warehouse_password(self) -> str:
+        return self.project.secret(("environments", self.name, "warehouse", "password_env"))
+
+    @cached_property
+    def registry_credentials(self) -> tuple[str, str] | None:
+        registry = self.config.registry
+        if registry.auth is RegistryAuth.NONE or not registry.username:
+            return None
+        path = ("environments", self.name, "registry", "password_env")
+        return registry.username, self.project.secret(path)
+
+    @cached_property
+    def airflow_password(self) -> str:
+        return self.project.secret(("environments", self.name, "airflow", "password_env"))
+
+    # -- the warehouse -------------------------------------------------------------------------
+    @cached_property
+    def warehouse_dsn(self) -> str:
+        return warehouse.conninfo(self.config.warehouse, self.warehouse_password)
+
+    def connect(self, application: str = "dataops") -> psycopg.Connection:
+        """An autocommit connection to this environment's warehouse."""
+        return warehouse.connect(self.warehouse_dsn, self.name, application)
+
+    # -- the registry and Airflow --------------------------------------------------------------
+    @property
+    def registry_address(self) -> str:
+        return self.config.registry.address
+
+    def image_repository(self, image: str) -> str:
+        """`<registry>/dataops/<image>` in this environment's registry."""
+        return f"{self.registry_address}/dataops/{image}"
+
+    def registry(self) -> RegistryClient:
+        """A client of this environment's registry (close it, or use it in a `with`)."""
+        return RegistryClient(
+            self.config.registry.url,
+            self.registry_credentials,
+            name=f"{self.name} ({self.registry_address})",
+        )
+
+    def airflow(self) -> AirflowClient:
+        airflow = self.config.airflow
+        return AirflowClient(airflow.url.rstrip("/"), airflow.username, self.airflow_password)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def builds_file(self) -> Path:
+        return self.state.builds(self.name)
+
+    @property
+    def active_release_file(self) -> Path:
+        return self.state.active_release(self.name)
+
+    def running_images(self) -> Mapping[str, Any]:
+        """The images this environment runs: its active release's, or its latest build's
+        before any release (`{name: {"ref", "digest", "content_hash"}}`)."""
+        for path in (self.active_release_file, self.builds_file):
+            try:
+                return dict(json.loads(path.read_text())["images"])
+            except (FileNotFoundError, KeyError, ValueError):
+                continue
+        return {}

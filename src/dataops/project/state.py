@@ -1,0 +1,123 @@
+"""Where the local platform keeps its state: one directory (`.dataops/` by default)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataops.core.config import LoadedConfig
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """Every path the platform writes: data, logs, pid files, generated secrets."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, loaded: LoadedConfig) -> StateDir:
+        configured = Path(os.environ.get("DATAOPS_STATE_DIR") or loaded.config.platform.state_dir)
+        return cls((loaded.root / configured).resolve())
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.env"
+
+    @property
+    def postgres(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def registries(self) -> Path:
+        return self.root / "registries"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def data(self) -> Path:
+        """The task containers' /data: incoming/ (the file drop) and staged/ (extracted batches)."""
+        return self.root / "data"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def manifests(self) -> Path:
+        """dbt manifests read out of transform images, cached by image digest."""
+        return self.root / "manifests"
+
+    @property
+    def dbt_logs(self) -> Path:
+        return self.logs / "dbt"
+
+    def builds(self, env: str) -> Path:
+        """The last `images build --push --env ENV`: every image's ref by digest."""
+        return self.root / "builds" / f"{env}.json"
+
+    def active_release(self, env: str) -> Path:
+        """The release ENV runs: its image refs, written on every activation."""
+        return self.root / "releases" / f"active-{env}.json"
+
+    def build_context(self, image: str) -> Path:
+        return self.root / "build" / image
+
+    def ci_run(self, run_id: str) -> Path:
+        """Logs, result.json, junit.xml and summary.md of one `dataops ci run`."""
+        return self.root / "ci" / "runs" / run_id
+
+    def ci_work(self, schema: str) -> Path:
+        """Slim CI's dbt state and target folders for one CI schema."""
+        return self.root / "ci" / schema
+
+    def dbt_docs(self, env: str) -> Path:
+        return self.root / "dbt-docs" / env
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pidfile(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def ensure(self) -> None:
+        for folder in (self.root, self.logs, self.run, self.cache, self.data / "incoming"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        # Task containers run as uid 10001; they write extracted batches here.
+        staged = self.data / "staged"
+        staged.mkdir(parents=True, exist_ok=True)
+        staged.chmod(0o1777)
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write `text` to `path` via a temporary file and rename; False when it was already so."""
+    try:
+        if path.read_text() == text and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
