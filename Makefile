@@ -40,6 +40,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests dags bench
 	$(VENV)/bin/ruff format --check src tests dags bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: up lint
 	$(VENV)/bin/python -m pytest
