@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what dataops needs on a Debian or Ubuntu host, idempotently:
-#   1. the Debian packages listed in src/dataops/platform/apt-packages.txt (plus python3-venv),
+#   1. the Debian packages listed in src/dataops/local/apt-packages.txt (plus python3-venv),
 #      with services kept from auto-starting (dataops starts and owns them);
 #   2. the virtualenv .venv with the exact versions of requirements.lock (installed with uv),
 #      and the dataops package itself (editable).
@@ -25,7 +25,7 @@ while read -r package program; do
   case "$package" in ''|'#'*) continue ;; esac
   # shellcheck disable=SC2086
   if ! ls $program >/dev/null 2>&1; then need+=("$package"); fi
-done < src/dataops/platform/apt-packages.txt
+done < src/dataops/local/apt-packages.txt
 
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"

@@ -78,6 +78,51 @@ def test_promote_to_staging_copies_by_digest_and_activates(
     assert again["bytes_sent"] == 0 and again["blobs_sent"] == 0 and again["blobs_skipped"] > 0
 
 
+def test_a_promotion_resolves_each_environment_once(
+    ready: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dataops promote --to staging`, run in this process with the config lookups counted:
+    staging (from --to) and dev (staging's promote_from) are each looked up once, and no
+    secret is resolved twice, although gates, copy, migrations and activation all use them."""
+    from dataops.cli.main import main
+    from dataops.core.config import LoadedConfig
+    from dataops.project.environment import Project
+
+    lookups: list[str] = []
+    secrets: list[tuple[str | int, ...]] = []
+    projects: list[Project] = []
+    real_environment, real_secret, real_of = (
+        LoadedConfig.environment,
+        LoadedConfig.resolve_secret,
+        Project.of.__func__,  # type: ignore[attr-defined]
+    )
+
+    def environment(self: LoadedConfig, name: str):  # type: ignore[no-untyped-def]
+        lookups.append(name)
+        return real_environment(self, name)
+
+    def resolve_secret(self: LoadedConfig, path, environ=None):  # type: ignore[no-untyped-def]
+        secrets.append(tuple(path))
+        return real_secret(self, path, environ)
+
+    def of(cls: type[Project], loaded: LoadedConfig) -> Project:
+        projects.append(real_of(cls, loaded))
+        return projects[-1]
+
+    monkeypatch.setattr(LoadedConfig, "environment", environment)
+    monkeypatch.setattr(LoadedConfig, "resolve_secret", resolve_secret)
+    monkeypatch.setattr(Project, "of", classmethod(of))
+    monkeypatch.chdir(ROOT)
+    main(["promote", "--to", "staging", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["env"] == "staging" and result["gates"]["check ci in dev"] == "passed"
+    assert lookups == ["staging", "dev"]
+    assert len(projects) == 1 and projects[0].resolutions == ["staging", "dev"]
+    assert len(secrets) == len(set(secrets)), secrets
+    assert ("environments", "staging", "warehouse", "password_env") in secrets
+    assert ("environments", "staging", "registry", "password_env") in secrets
+
+
 def test_prod_needs_an_approval_by_an_approver(ready: psycopg.Connection) -> None:
     before = history("prod")["active"]
     unapproved = run_dataops("promote", "--to", "prod")

@@ -1,4 +1,4 @@
-"""The pure parts of the dbt step: manifest retargeting and the run summary."""
+"""dbt artifacts as data: manifest retargeting and the run summary (the dbt step and slim CI)."""
 
 from __future__ import annotations
 
