@@ -16,7 +16,9 @@ def env_option(
     help: str = "Environment (a name under environments: in dataops.yml).",
 ) -> Callable[[F], F]:
     """`--env NAME` (default dev), passed to the command as `env`."""
-    return click.option("--env", "env", default=DEFAULT_ENV, show_default=True, help=help)
+    return click.option(
+        "--env", "env", default=DEFAULT_ENV, show_default=True, metavar="ENV", help=help
+    )
 
 
 def json_option(help: str = "Print the result as JSON.") -> Callable[[F], F]:

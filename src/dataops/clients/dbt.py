@@ -48,19 +48,29 @@ def environment(
     return env
 
 
-def parse_manifest(project: Path, out_dir: Path, log_path: Path) -> Path:
-    """`dbt parse` of `project` into `out_dir`/manifest.json (no warehouse connection)."""
-    result = subprocess.run(
-        [str(executable()), "parse", "--no-partial-parse"],
+def run(args: list[str], project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`dbt ARGS...` in `project`, its output captured; never raises on dbt's exit code."""
+    return subprocess.run(
+        [str(executable()), *args],
         cwd=project,
-        env=environment(project, out_dir, log_path),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def output_tail(result: subprocess.CompletedProcess[str], lines: int) -> str:
+    """The last `lines` lines dbt printed (stdout, then stderr): where it says what failed."""
+    return "\n".join((result.stdout + result.stderr).strip().splitlines()[-lines:])
+
+
+def parse_manifest(project: Path, out_dir: Path, log_path: Path) -> Path:
+    """`dbt parse` of `project` into `out_dir`/manifest.json (no warehouse connection)."""
+    result = run(["parse", "--no-partial-parse"], project, environment(project, out_dir, log_path))
     manifest = out_dir / "manifest.json"
     if result.returncode != 0 or not manifest.exists():
-        tail = "\n".join(result.stdout.strip().splitlines()[-10:])
+        tail = output_tail(result, 10)
         raise DataOpsError(
             f"dbt parse of {project} failed:\n{tail}",
             "fix the dbt project (`dataops lint` and `dbt parse` in dbt_project/ show where)",

@@ -67,9 +67,10 @@ def summary(run: CiRun) -> str:
         "|---|---|---|---|",
     ]
     for stage in run.stages:
-        note = (
-            stage.note.splitlines()[-1] if stage.status == "failed" and stage.note else stage.note
-        )
+        note_lines = stage.note.splitlines()
+        # A table row is one line: a failure's last line says what broke; others are joined.
+        failed = stage.status == "failed" and note_lines
+        note = note_lines[-1] if failed else " ".join(note_lines)
         lines.append(
             f"| {stage.name} | {stage.status} | {stage.seconds:.1f} s | {note.replace('|', '/')} |"
         )

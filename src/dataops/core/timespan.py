@@ -28,7 +28,8 @@ def interval_for(schedule: str | None, moment: datetime) -> tuple[datetime, date
         return moment, moment
     moment = moment.replace(fold=0)
     start = croniter(cron, moment).get_prev(datetime).replace(fold=0)
-    if croniter.match(cron, moment):
+    # croniter.match compares to the minute; only the boundary itself starts there.
+    if croniter.match(cron, moment) and moment.second == 0 and moment.microsecond == 0:
         start = moment
     end = croniter(cron, start).get_next(datetime).replace(fold=0)
     return start, end

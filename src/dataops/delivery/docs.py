@@ -20,17 +20,10 @@ def generate(env: Environment, report: Report) -> Path:
         project, target, env.state.dbt_logs, env.config.warehouse, env.warehouse_password
     )
     report(f"dbt docs generate --target {env.name}")
-    result = subprocess.run(
-        [str(dbt.executable()), "docs", "generate", "--target", env.name],
-        cwd=project,
-        env=environ,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = dbt.run(["docs", "generate", "--target", env.name], project, environ)
     index = target / "index.html"
     if result.returncode != 0 or not index.exists():
-        tail = "\n".join(result.stdout.strip().splitlines()[-15:])
+        tail = dbt.output_tail(result, 15)
         raise DataOpsError(f"dbt docs generate failed:\n{tail}", "dataops status; then retry")
     return index
 

@@ -152,11 +152,16 @@ class Migrator:
     def pending(found: MigrationSet, history: list[HistoryRow]) -> list[Migration]:
         return migration_plan.pending(found, history)
 
-    def validate(self) -> Status:
+    def _read(self) -> tuple[MigrationSet, list[HistoryRow], list[str]]:
+        """The migration files, the warehouse's history and its drift, touching nothing."""
         found = self.migrations()
         with self.connect() as conn:
             history = self.history(conn)
             drift = self.drift(conn) if history else []
+        return found, history, drift
+
+    def validate(self) -> Status:
+        found, history, drift = self._read()
         errors, warnings = self.problems(found, history)
         if errors:
             raise MigrationError(
@@ -382,10 +387,7 @@ class Migrator:
 
     # -- status and drift --------------------------------------------------------------------
     def status(self) -> Status:
-        found = self.migrations()
-        with self.connect() as conn:
-            history = self.history(conn)
-            drift = self.drift(conn) if history else []
+        found, history, drift = self._read()
         errors, warnings = self.problems(found, history)
         return Status(history, self.pending(found, history), drift, errors + warnings)
 

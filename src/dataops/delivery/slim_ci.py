@@ -149,16 +149,9 @@ class SlimCi:
         return result
 
     def _dbt(self, args: list[str], project: Path, env: dict[str, str]) -> Any:
-        done = subprocess.run(
-            [str(dbt.executable()), *args],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = dbt.run(args, project, env)
         if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-12:])
+            tail = dbt.output_tail(done, 12)
             raise DataOpsError(
                 f"dbt {args[0]} failed:\n{tail}",
                 "fix the dbt project (`dataops lint` shows SQL problems), then run again",
