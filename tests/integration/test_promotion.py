@@ -117,7 +117,10 @@ def test_a_promotion_resolves_each_environment_once(
     result = json.loads(capsys.readouterr().out)
     assert result["env"] == "staging" and result["gates"]["check ci in dev"] == "passed"
     assert lookups == ["staging", "dev"]
-    assert len(projects) == 1 and projects[0].resolutions == ["staging", "dev"]
+    assert len(projects) == 1
+    staging = projects[0].environment("staging")  # the same objects the command used
+    assert staging.promotion_source is projects[0].environment("dev")
+    assert lookups == ["staging", "dev"]  # asking again resolved nothing again
     assert len(secrets) == len(set(secrets)), secrets
     assert ("environments", "staging", "warehouse", "password_env") in secrets
     assert ("environments", "staging", "registry", "password_env") in secrets

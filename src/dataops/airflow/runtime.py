@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from dataops.core.config import RuntimeConfig
+from dataops.core.promotion import active_release_filename
 
 
 def environment() -> str:
@@ -33,7 +34,8 @@ def image_ref(name: str) -> str:
     the DAGs)."""
     path = Path(
         os.environ.get(
-            "DATAOPS_ACTIVE_FILE", f"/var/lib/dataops/releases/active-{environment()}.json"
+            "DATAOPS_ACTIVE_FILE",
+            f"/var/lib/dataops/releases/{active_release_filename(environment())}",
         )
     )
     try:

@@ -40,8 +40,9 @@ def lint(ctx: Context, all_files: bool, fix: bool, base: str, fmt: str, timeout:
     (too large) or cannot parse is a finding. Exit 1 when there is any finding."""
     from dataops.quality.lint import lint as run_lint
 
-    loaded = ctx.loaded()
-    findings, counts = run_lint(loaded, all_files=all_files, base=base, fix=fix, timeout=timeout)
+    findings, counts = run_lint(
+        ctx.project(), all_files=all_files, base=base, fix=fix, timeout=timeout
+    )
     if fmt == "json":
         click.echo(
             json.dumps({"checked": counts, "findings": [f.to_json() for f in findings]}, indent=2)

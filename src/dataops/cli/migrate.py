@@ -157,7 +157,7 @@ def status(ctx: Context, env: str, as_json: bool) -> None:
                 ctx.console.print(f"  {line}", markup=False, highlight=False)
         else:
             ctx.console.print("no drift: the managed schemas are what the migrations made")
-    if result.drift or any("failed" in p or "edited" in p or "gone" in p for p in result.warnings):
+    if result.drift or result.errors:
         raise SystemExit(int(ExitCode.FAILED))
 
 

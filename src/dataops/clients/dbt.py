@@ -60,6 +60,25 @@ def run(args: list[str], project: Path, env: dict[str, str]) -> subprocess.Compl
     )
 
 
+def stream(
+    args: list[str], project: Path, env: dict[str, str], echo: Callable[[str], None] | None
+) -> int:
+    """`dbt ARGS...` with each line of its output handed to `echo` as it comes; its exit code."""
+    with subprocess.Popen(
+        [str(executable()), *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if echo:
+                echo(line.rstrip("\n"))
+        return process.wait()
+
+
 def output_tail(result: subprocess.CompletedProcess[str], lines: int) -> str:
     """The last `lines` lines dbt printed (stdout, then stderr): where it says what failed."""
     return "\n".join((result.stdout + result.stderr).strip().splitlines()[-lines:])

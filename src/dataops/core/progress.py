@@ -5,7 +5,3 @@ from __future__ import annotations
 from collections.abc import Callable
 
 Report = Callable[[str], None]
-
-
-def silent(message: str) -> None:
-    """A Report that drops every line (for callers that show no progress)."""

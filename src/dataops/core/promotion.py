@@ -31,6 +31,12 @@ class HistoryEntry:
     detail: dict[str, Any]
 
 
+def active_release_filename(env: str) -> str:
+    """The file that names the release `env` runs (under the state dir's releases/); the
+    deployment's DAGs read it, `dataops release create|promote|rollback` write it."""
+    return f"active-{env}.json"
+
+
 def short(release_id: str) -> str:
     return release_id.removeprefix("sha256:")[:12]
 

@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 from dataops import __version__
 from dataops.clients.dbt import parse_manifest
 from dataops.clients.docker import image_inspect
+from dataops.clients.oci import RegistryError
 from dataops.core.progress import Report
 from dataops.errors import DataOpsError, NotReadyError
 from dataops.project.environment import Environment, Project
@@ -223,7 +222,8 @@ class ImageBuilder:
             raise DataOpsError(
                 f"image {name}: docker build failed: "
                 f"{(result.stderr.strip().splitlines() or ['?'])[-1]}",
-                f"read the build log, fix images/{name}/Dockerfile, run the build again",
+                f"read the build log, fix {dockerfile_of(self.root, name).relative_to(self.root)}"
+                ", run the build again",
                 log=str(log),
             )
         shutil.rmtree(context, ignore_errors=True)
@@ -234,7 +234,11 @@ class ImageBuilder:
     def push(self, image: ImageBuild, env: Environment) -> ImageBuild:
         registry = env.config.registry
         repository = env.image_repository(image.name)
-        existing = self._remote_digest(registry.url, f"dataops/{image.name}", image.content_hash)
+        with env.registry() as client:
+            try:
+                existing = client.manifest_digest(f"dataops/{image.name}", image.content_hash)
+            except RegistryError:
+                existing = None  # docker push says what is wrong with the registry
         if existing:
             self.report(
                 f"{image.name}: already in {registry.address} ({existing[:19]}), not pushed"
@@ -256,24 +260,6 @@ class ImageBuilder:
         return ImageBuild(
             **{**asdict(image), "pushed": True, "repository": repository, "digest": match.group(1)}
         )
-
-    @staticmethod
-    def _remote_digest(url: str, repository: str, tag: str) -> str | None:
-        accept = ", ".join(
-            [
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "application/vnd.oci.image.manifest.v1+json",
-            ]
-        )
-        try:
-            response = httpx.head(
-                f"{url}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=10
-            )
-        except httpx.HTTPError:
-            return None
-        if response.status_code != 200:
-            return None
-        return response.headers.get("docker-content-digest")
 
 
 def record_builds(env: Environment, builds: list[ImageBuild]) -> Path:

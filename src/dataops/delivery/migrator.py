@@ -72,7 +72,8 @@ class Status:
     history: list[HistoryRow]
     pending: list[Migration]
     drift: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # every problem, errors first
+    errors: list[str] = field(default_factory=list)  # the problems that would stop an apply
 
 
 class MigrationError(DataOpsError):
@@ -389,7 +390,7 @@ class Migrator:
     def status(self) -> Status:
         found, history, drift = self._read()
         errors, warnings = self.problems(found, history)
-        return Status(history, self.pending(found, history), drift, errors + warnings)
+        return Status(history, self.pending(found, history), drift, errors + warnings, errors)
 
     def catalog(self, conn: psycopg.Connection) -> list[str]:
         """The managed schemas' objects as sorted lines (partitions and our own tables out)."""

@@ -240,8 +240,7 @@ class Releases:
     ) -> PromotionResult:
         """Gates, copy by digest from the source's registry, the target's migrations, then
         activation in `target`; on any failure the target's active release is unchanged."""
-        source_name = promotion.require_source(target.config.gates, target.name)
-        source = self.project.environment(source_name)
+        source = target.promotion_source
         release_id = self.resolve(source, release_ref)
         results = promotion.evaluate_gates(
             target.config.gates,

@@ -12,7 +12,6 @@ migration V1) before any DDL, so a run that was killed leaves a record `dataops 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -133,7 +132,7 @@ class SlimCi:
                     "ci",
                 ]
                 self.report("+ dbt " + " ".join(build) + f"   (schema {schema})")
-                code = self._dbt_stream(build, project, env, echo)
+                code = dbt.stream(build, project, env, echo)
                 summary = summarize(target / "run_results.json")
                 result.tests, result.failures = summary.tests, summary.failures
                 result.executed_models = sorted(
@@ -157,27 +156,6 @@ class SlimCi:
                 "fix the dbt project (`dataops lint` shows SQL problems), then run again",
             )
         return done
-
-    def _dbt_stream(
-        self,
-        args: list[str],
-        project: Path,
-        env: dict[str, str],
-        echo: Callable[[str], None] | None,
-    ) -> int:
-        with subprocess.Popen(
-            [str(dbt.executable()), *args],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as process:
-            assert process.stdout is not None
-            for line in process.stdout:
-                if echo:
-                    echo(line.rstrip("\n"))
-            return process.wait()
 
     def _require_registry(self, conn: psycopg.Connection) -> None:
         row = conn.execute("select to_regclass('dataops.ci_schemas')").fetchone()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dataops.clients.docker import SOURCE_LABEL, docker, image_inspect
 from dataops.core.config import BaseImageConfig
+from dataops.core.progress import Report
 from dataops.errors import NotReadyError
-from dataops.local.service import Report
 from dataops.project.state import StateDir
 
 

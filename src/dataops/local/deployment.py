@@ -55,9 +55,8 @@ class AirflowDeployment(Service):
         self.home = state.airflow_home
         self.url = f"http://127.0.0.1:{self.settings.port}"
         self.log_path = str(state.logs)
-        first = next(iter(loaded.config.environments))
         self.password_env = (
-            loaded.config.environments[first].airflow.password_env or "DATAOPS_AIRFLOW_PASSWORD"
+            project.first_environment.config.airflow.password_env or "DATAOPS_AIRFLOW_PASSWORD"
         )
         bindir = Path(sys.executable).parent
         self.program = bindir / "airflow"

@@ -6,10 +6,11 @@ import shutil
 import time
 
 from dataops.clients.docker import DOCKER_SOCKET, engine_answers
+from dataops.core.progress import Report
 from dataops.errors import NotReadyError
 from dataops.local.host import is_root
 from dataops.local.process import ManagedProcess
-from dataops.local.service import Health, Report, Service, ServiceStatus, State
+from dataops.local.service import Health, Service, ServiceStatus, State
 from dataops.project.state import StateDir
 
 

@@ -8,14 +8,13 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from dataops.core.progress import Report
 from dataops.errors import NotReadyError
 
-Report = Callable[[str], None]
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 

@@ -45,7 +45,7 @@ class Postgres(Service):
         self.databases = sorted({e.warehouse.database for e in config.environments.values()})
         self.databases.append(config.platform.postgres.airflow_database)
         # One login role for the warehouses and the metadata DB: the first environment's.
-        self.owner = project.environment(next(iter(config.environments)))
+        self.owner = project.first_environment
         self.role = self.owner.config.warehouse.user
         self.password_env = self.owner.config.warehouse.password_env
 

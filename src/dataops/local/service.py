@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from dataops.core.progress import Report
 from dataops.errors import NotReadyError
-
-Report = Callable[[str], None]
 
 
 class State(StrEnum):

@@ -16,15 +16,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dataops.clients import git, warehouse
-from dataops.clients.airflow_api import AirflowClient
-from dataops.clients.oci import RegistryClient
+from dataops.clients import git
 from dataops.core.config import EnvironmentConfig, LoadedConfig, ProjectConfig, RegistryAuth
+from dataops.core.promotion import require_source
 from dataops.project.secrets import LocalSecrets
 from dataops.project.state import StateDir
 
 if TYPE_CHECKING:
     import psycopg
+
+    from dataops.clients.airflow_api import AirflowClient
+    from dataops.clients.oci import RegistryClient
 
 
 @dataclass
@@ -35,8 +37,6 @@ class Project:
     state: StateDir
     secrets: LocalSecrets
     _environments: dict[str, Environment] = field(default_factory=dict, repr=False)
-    # Every environment name resolved during this command, in order (a test reads it).
-    resolutions: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(cls, loaded: LoadedConfig) -> Project:
@@ -71,8 +71,14 @@ class Project:
         if found is None:
             found = Environment(name, self.loaded.environment(name), self)
             self._environments[name] = found
-            self.resolutions.append(name)
         return found
+
+    @property
+    def first_environment(self) -> Environment:
+        """The first environment of dataops.yml: the local platform's shared PostgreSQL role
+        and Airflow login are its (one deployment, one role until each environment has its
+        own)."""
+        return self.environment(next(iter(self.config.environments)))
 
     def environments(self) -> Iterator[Environment]:
         for name in self.config.environments:
@@ -98,6 +104,12 @@ class Environment:
     def state(self) -> StateDir:
         return self.project.state
 
+    @cached_property
+    def promotion_source(self) -> Environment:
+        """The environment releases are promoted from into this one (gates.promote_from),
+        resolved through the project like every environment; a usage error when none is."""
+        return self.project.environment(require_source(self.config.gates, self.name))
+
     # -- secrets (each resolved once, on first use) --------------------------------------------
     @cached_property
     def warehouse_password(self) -> str:
@@ -118,10 +130,14 @@ class Environment:
     # -- the warehouse -------------------------------------------------------------------------
     @cached_property
     def warehouse_dsn(self) -> str:
+        from dataops.clients import warehouse
+
         return warehouse.conninfo(self.config.warehouse, self.warehouse_password)
 
     def connect(self, application: str = "dataops") -> psycopg.Connection:
         """An autocommit connection to this environment's warehouse."""
+        from dataops.clients import warehouse
+
         return warehouse.connect(self.warehouse_dsn, self.name, application)
 
     # -- the registry and Airflow --------------------------------------------------------------
@@ -135,6 +151,8 @@ class Environment:
 
     def registry(self) -> RegistryClient:
         """A client of this environment's registry (close it, or use it in a `with`)."""
+        from dataops.clients.oci import RegistryClient
+
         return RegistryClient(
             self.config.registry.url,
             self.registry_credentials,
@@ -142,6 +160,8 @@ class Environment:
         )
 
     def airflow(self) -> AirflowClient:
+        from dataops.clients.airflow_api import AirflowClient
+
         airflow = self.config.airflow
         return AirflowClient(airflow.url.rstrip("/"), airflow.username, self.airflow_password)
 

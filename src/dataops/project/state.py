@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataops.core.config import LoadedConfig
+from dataops.core.promotion import active_release_filename
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class StateDir:
 
     def active_release(self, env: str) -> Path:
         """The release ENV runs: its image refs, written on every activation."""
-        return self.root / "releases" / f"active-{env}.json"
+        return self.root / "releases" / active_release_filename(env)
 
     def build_context(self, image: str) -> Path:
         return self.root / "build" / image

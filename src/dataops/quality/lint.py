@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dataops.core.config import LoadedConfig
 from dataops.errors import ConfigError, DataOpsError, NotReadyError
+from dataops.project.environment import Project
 
 
 @dataclass(frozen=True)
@@ -178,15 +179,13 @@ def migration_findings(loaded: LoadedConfig, files: list[Path]) -> list[Finding]
 
 
 def ci_definition_findings(
-    loaded: LoadedConfig, workflows: list[Path], gitlab: list[Path], timeout: float
+    loaded: LoadedConfig, cache: Path, workflows: list[Path], gitlab: list[Path], timeout: float
 ) -> list[Finding]:
     """actionlint over GitHub workflows, GitLab's CI schema over .gitlab-ci.yml."""
-    from dataops.project.state import StateDir
     from dataops.quality.ci_files import actionlint, gitlab_schema
 
     findings = []
     if workflows:
-        cache = StateDir.of(loaded).cache
         for item in actionlint(cache, workflows, timeout):
             findings.append(
                 Finding(
@@ -237,9 +236,10 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def lint(
-    loaded: LoadedConfig, *, all_files: bool, base: str, fix: bool, timeout: float
+    project: Project, *, all_files: bool, base: str, fix: bool, timeout: float
 ) -> tuple[list[Finding], dict[str, int]]:
     """Every finding, and how many files of each kind were checked."""
+    loaded = project.loaded
     root = loaded.root
     models = root / "dbt_project" / "models"
     candidates = None if all_files else set(changed_files(root, base))
@@ -259,7 +259,7 @@ def lint(
     findings += docker_findings(root, dockerfiles, timeout)
     findings += spec_findings(loaded, specs)
     findings += migration_findings(loaded, migrations)
-    findings += ci_definition_findings(loaded, workflows, gitlab, timeout)
+    findings += ci_definition_findings(loaded, project.state.cache, workflows, gitlab, timeout)
     counts = {"sql": len(sql), "dockerfiles": len(dockerfiles), "specs": len(specs)}
     counts |= {"migrations": len(migrations), "ci files": len(workflows) + len(gitlab)}
     return findings, counts

@@ -1,5 +1,6 @@
-"""The code task containers run (`dataops-task`): extract from the file drop, load into Postgres.
+"""The code task containers run (`dataops-task`): extract from the file drop, load into Postgres,
+and the dbt step (build and test in audit schemas, publish what passed).
 
-It needs only pydantic, PyYAML and psycopg, so the task images stay small, and it is the same
-code the host's tests run.
+It needs only pydantic, PyYAML and psycopg (plus dbt in the transform image), so the task images
+stay small, and it is the same code the host's tests run.
 """

@@ -1,6 +1,7 @@
 """`dataops-task`: the entry point of the task images (extract, load, transform).
 
 Configuration comes from the environment, as a container's does:
+  DATAOPS_TASK             the step when none is given (each image sets its own)
   DATAOPS_TASK_SPEC        the pipeline spec as JSON (the DAG passes it)
   DATAOPS_INTERVAL_START   the data interval, ISO 8601 (Airflow's data_interval_start)
   DATAOPS_INTERVAL_END
