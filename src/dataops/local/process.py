@@ -113,11 +113,28 @@ class ManagedProcess:
                 if not process_alive(pid):
                     break
                 time.sleep(0.1)
-        # Children of a group leader (uvicorn workers, the executor's workers) go with it.
+        # Children of a group leader (uvicorn workers, the executor's workers) go with it;
+        # wait until they are gone too (a kill is delivered asynchronously), so a `stop` that
+        # returned left nothing of the group behind.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not group_members(pid):
+                break
+            time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
         return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of the process group `pgid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
