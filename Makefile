@@ -6,7 +6,7 @@ DATAOPS := $(VENV)/bin/dataops
 .PHONY: help setup up demo test unit lint down status
 
 help:
-	@echo "make demo   set up the host, bring up the platform, print the web UI address and login"
+	@echo "make demo   set up the host, bring up the platform, run dev -> staging -> prod, print the UIs"
 	@echo "make test   set up the host, bring up the platform, run the whole test suite"
 	@echo "make setup  only install Debian packages and the .venv (infra/bootstrap.sh)"
 	@echo "make down   stop the platform (data kept)"
@@ -28,12 +28,15 @@ demo: up
 	$(DATAOPS) promote --to staging
 	$(DATAOPS) release smoke --env staging
 	$(DATAOPS) promote --to prod --approve
+	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env prod --date 2013-01-01 || exit 1; done
+	$(DATAOPS) run flights --env prod --date 2013-01-01
 	$(DATAOPS) release list --env prod
 	bash infra/show-digests.sh
 	@echo
-	@echo "Done: the flights pipeline ran for every month of 2013 (see the DAG runs in the web UI),"
-	@echo "and its release was promoted dev -> staging -> prod by digest (same digests above)."
-	@$(DATAOPS) up --no-install | tail -n 2
+	@echo "Done: flights ran for every month of 2013 in dev; its release was promoted by digest"
+	@echo "dev -> staging (smoke-tested there by real runs) -> prod, where the reference pipelines"
+	@echo "and January 2013 of flights ran on prod's own Airflow into warehouse_prod."
+	@$(DATAOPS) up --no-install | grep -E "^(Airflow web UI|Logs)"
 	@echo "Status: $(DATAOPS) status    Stop: $(DATAOPS) down"
 
 lint: setup

@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     args = parser.parse_args()
     path = generate(args.scale)
-    password = read_env_file(ROOT / ".dataops" / "secrets.env")["DATAOPS_WAREHOUSE_PASSWORD"]
+    password = read_env_file(ROOT / ".dataops" / "secrets.env")["DATAOPS_POSTGRES_ADMIN_PASSWORD"]
     dsn = psycopg.conninfo.make_conninfo(
         host="127.0.0.1", port=5432, dbname="warehouse_dev", user="dataops", password=password
     )

@@ -41,6 +41,6 @@ def dev_warehouse(secrets: dict[str, str]) -> psycopg.Connection:
         port=5432,
         dbname="warehouse_dev",
         user="dataops",
-        password=secrets["DATAOPS_WAREHOUSE_PASSWORD"],
+        password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
         autocommit=True,
     )

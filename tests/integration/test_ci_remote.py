@@ -34,9 +34,17 @@ def wait_for(repo: Path, commit: str, timeout: float = 900) -> dict:
     pytest.fail(f"no CI result for {commit} within {timeout}s")
 
 
+def dev_state(conn: psycopg.Connection) -> tuple[object, ...]:
+    """What a branch's CI must leave alone in dev: its release history and migrations."""
+    releases = conn.execute("select count(*), max(id) from dataops.release_history").fetchone()
+    migrations = conn.execute("select count(*) from dataops.schema_history").fetchone()
+    return (releases, migrations)
+
+
 def test_pushes_run_ci_in_a_clean_checkout_one_after_the_other(
     ready: psycopg.Connection, tmp_path: Path
 ) -> None:
+    dev_before = dev_state(ready)
     remote = tmp_path / "remote.git"
     git("clone", "--quiet", "--bare", str(ROOT), str(remote), cwd=tmp_path)
     installed = run_dataops("ci", "install-hook", str(remote))
@@ -76,10 +84,13 @@ def test_pushes_run_ci_in_a_clean_checkout_one_after_the_other(
     assert second["status"] == "passed", Path(second["log"]).read_text()[-4000:]
     assert second["started_at"] >= first["finished_at"]  # queued, not run on top of it
     log = Path(second["log"]).read_text()
-    for stage in ("validate", "lint", "unit", "build", "migrate", "integration", "release"):
+    for stage in ("validate", "lint", "unit", "build", "migrate", "integration"):
         assert f"{stage:<12} PASSED" in log, stage
     assert "unchanged since the last build (content hash)" in log
     assert "skipped dbt: no model changed" in log
+    # A branch never changes shared dev: no migration applied, no release activated there.
+    assert "release      skipped: branch 'feature' is not main" in log
     assert "promote      skipped: branch 'feature' is not main" in log
+    assert dev_state(ready) == dev_before
     # The developer's working tree was never touched by CI.
     assert git("status", "--porcelain", cwd=work) == ""

@@ -52,7 +52,7 @@ def test_doctor_reports_a_missing_program_with_its_fix(tmp_path: Path) -> None:
 def test_doctor_json_and_a_port_held_by_someone_else(tmp_path: Path) -> None:
     with held_port() as sock:
         port = sock.getsockname()[1]
-        config = config_copy(tmp_path, {"    port: 8080": f"    port: {port}"})
+        config = config_copy(tmp_path, {"127.0.0.1:8082": f"127.0.0.1:{port}"})
         result = run_dataops(
             "doctor", "--json", config=config, env={"DATAOPS_STATE_DIR": str(tmp_path / "state")}
         )
@@ -61,7 +61,7 @@ def test_doctor_json_and_a_port_held_by_someone_else(tmp_path: Path) -> None:
     check = next(c for c in payload["checks"] if c["check"] == f"port {port}")
     assert not check["ok"]
     assert f"pid {os.getpid()}" in check["detail"]
-    assert "platform.airflow.port" in check["fix"]
+    assert "environments.prod.airflow.url" in check["fix"]
     assert payload["ready"] is False
 
 

@@ -36,8 +36,16 @@ def test_actions_are_pinned_and_permissions_least_privilege() -> None:
     promote = document["jobs"]["promote-prod"]
     assert promote["needs"] == "ci" and promote["environment"] == "production"
     assert "refs/heads/main" in promote["if"] and "push" in promote["if"]
+    # The prod runner's checkout removes ignored files (.venv): the job installs the toolkit
+    # before it uses it, and keeps the platform's state outside the workspace.
+    assert promote["steps"][0]["with"]["clean"] is True
+    runs = [step.get("run", "") for step in promote["steps"]]
+    assert runs.index("sudo -E make setup") < next(i for i, r in enumerate(runs) if ".venv" in r)
+    assert promote["env"]["DATAOPS_STATE_DIR"].startswith("/var/lib/")
     gitlab = yaml.safe_load(GITLAB.read_text())
     assert gitlab["promote-prod"]["rules"][0]["when"] == "manual"
+    script = gitlab["promote-prod"]["script"]
+    assert script[0] == "make setup" and gitlab["promote-prod"]["variables"]["GIT_CLEAN_FLAGS"]
     assert gitlab["ci"]["artifacts"]["reports"]["junit"] == "reports/junit.xml"
 
 
@@ -98,12 +106,13 @@ def test_the_workflow_run_steps_work_in_order_in_a_clean_checkout(
             assert done.returncode == 0, f"{step['name']}:\n{output}"
             ran.append(step["name"])
     finally:
-        # `make up` in the checkout pointed the shared Airflow at the checkout's dags/: point
-        # it back at this project's before the checkout goes away.
+        # The deployments run releases, never a checkout's dags/: `make up` in the checkout
+        # left their configuration pointing at nothing of the checkout.
         restored = run_dataops("up", "--no-install")
         assert restored.returncode == 0, restored.stderr[-2000:]
-        config = (ROOT / ".dataops" / "airflow" / "airflow.cfg").read_text()
-        assert f"dags_folder = {ROOT / 'dags'}\n" in config
+        for env in ("dev", "staging", "prod"):
+            config = (ROOT / ".dataops" / "airflow" / env / "airflow.cfg").read_text()
+            assert str(checkout) not in config and "dataops.airflow.bundle" in config
     assert ran == [
         "Set up the platform",
         "Load cached images",
@@ -112,5 +121,5 @@ def test_the_workflow_run_steps_work_in_order_in_a_clean_checkout(
         "Save images for the cache",
     ]
     assert "## dataops CI passed" in summary.read_text()
-    assert (checkout / "reports" / "junit.xml").read_text().count("<testcase") == 8
+    assert (checkout / "reports" / "junit.xml").read_text().count("<testcase") == 9
     assert (tmp_path / "image-cache" / "base.tar").stat().st_size > 10_000_000

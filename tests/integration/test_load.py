@@ -43,7 +43,7 @@ def warehouse(platform_up: dict[str, str]) -> Iterator[tuple[str, str]]:
         port=5432,
         dbname="warehouse_dev",
         user="dataops",
-        password=platform_up["DATAOPS_WAREHOUSE_PASSWORD"],
+        password=platform_up["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
     )
     schema = f"t_{uuid.uuid4().hex[:10]}"
     yield conninfo, schema

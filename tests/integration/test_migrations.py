@@ -56,12 +56,13 @@ class Project:
         )
 
     def connect(self) -> psycopg.Connection:
+        """As dev's own role: what the team (and dataops) create in dev's warehouse."""
         return psycopg.connect(
             host="127.0.0.1",
             port=5432,
             dbname=self.database,
-            user="dataops",
-            password=self.secrets["DATAOPS_WAREHOUSE_PASSWORD"],
+            user="dataops_dev",
+            password=self.secrets["DATAOPS_WAREHOUSE_DEV_PASSWORD"],
             autocommit=True,
         )
 
@@ -79,7 +80,8 @@ class Project:
 def project(platform_up: dict[str, str], tmp_path: Path) -> Iterator[Project]:
     database = f"mig_{uuid.uuid4().hex[:10]}"
     with dev_warehouse(platform_up) as conn:
-        conn.execute(f"create database {database}")
+        # Made by the admin, owned by dev's own role: the role the CLI migrates with.
+        conn.execute(f"create database {database} owner dataops_dev")
     config = tmp_path / "dataops.yml"
     text = (ROOT / "dataops.yml").read_text().replace("warehouse_dev", database)
     text = text.replace("schemas: [raw, dataops]", "schemas: [app, dataops]")
@@ -310,3 +312,8 @@ def test_destructive_changes_need_the_annotation_in_prod(project: Project) -> No
         "alter table app.t drop column name;\n",
     )
     assert project.run("migrate", "plan", "--env", "prod").returncode == 0
+    # prod applies only what a promotion brings: not the working tree's migrations.
+    refused = project.run("migrate", "apply", "--env", "prod")
+    assert refused.returncode == 2
+    assert "prod applies only the migrations of the release it runs" in refused.stderr
+    assert project.query("select to_regclass('dataops.schema_history')") == [(None,)]

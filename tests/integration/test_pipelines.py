@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
-INCOMING = ROOT / ".dataops" / "data" / "incoming"
+INCOMING = ROOT / ".dataops" / "data" / "dev" / "incoming"
 
 
 def state_of(conn: psycopg.Connection, table: str, where: str = "true") -> tuple[int, str]:
@@ -218,7 +218,7 @@ def test_run_of_an_unknown_pipeline_is_a_usage_error(ready: psycopg.Connection) 
 
 
 def test_data_dir_is_shared_with_the_containers(ready: psycopg.Connection) -> None:
-    staged = Path(ROOT / ".dataops" / "data" / "staged" / "flights" / "20130301T000000")
+    staged = Path(ROOT / ".dataops" / "data" / "dev" / "staged" / "flights" / "20130301T000000")
     assert (staged / "manifest.json").exists() and (staged / "data.csv").exists()
 
 

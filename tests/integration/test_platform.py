@@ -15,7 +15,8 @@ from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
 
-EXPECTED = {"postgres", "docker", "registry-dev", "registry-staging", "registry-prod", "airflow"}
+DEPLOYMENTS = {"airflow-dev": 8080, "airflow-staging": 8081, "airflow-prod": 8082}
+EXPECTED = {"postgres", "docker", "registry-dev", "registry-staging", "registry-prod", *DEPLOYMENTS}
 
 
 def status_json() -> dict:
@@ -31,7 +32,7 @@ def warehouse(secrets: dict[str, str], database: str = "warehouse_dev") -> psyco
         port=5432,
         dbname=database,
         user="dataops",
-        password=secrets["DATAOPS_WAREHOUSE_PASSWORD"],
+        password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
         autocommit=True,
     )
 
@@ -52,17 +53,19 @@ def test_status_json_reports_every_service_healthy(platform_up: dict[str, str]) 
         assert service["health"] == "healthy", (name, service)
         assert service["state"] in ("running", "external"), (name, service)
     assert services["registry-staging"]["address"] == "127.0.0.1:5002"
-    assert services["airflow"]["address"] == "http://127.0.0.1:8080"
-    components = services["airflow"]["components"]
-    assert {"api-server", "scheduler", "dag-processor", "triggerer"} <= set(components)
-    assert all(c["health"] == "healthy" for c in components.values()), components
+    for name, port in DEPLOYMENTS.items():
+        assert services[name]["address"] == f"http://127.0.0.1:{port}"
+        components = services[name]["components"]
+        assert {"api-server", "scheduler", "dag-processor", "triggerer"} <= set(components)
+        assert all(c["health"] == "healthy" for c in components.values()), components
 
 
 def test_warehouses_and_airflow_metadata_db_exist(platform_up: dict[str, str]) -> None:
     with warehouse(platform_up, "postgres") as conn:
         names = {row[0] for row in conn.execute("select datname from pg_database")}
         listen = conn.execute("show listen_addresses").fetchone()[0]
-    assert {"warehouse_dev", "warehouse_staging", "warehouse_prod", "airflow"} <= names
+    assert {"warehouse_dev", "warehouse_staging", "warehouse_prod"} <= names
+    assert {"airflow_dev", "airflow_staging", "airflow_prod"} <= names
     assert listen == "127.0.0.1"
 
 
@@ -85,9 +88,9 @@ def test_dev_registry_is_open_on_loopback(platform_up: dict[str, str]) -> None:
 
 
 def test_airflow_login_with_printed_credentials(platform_up: dict[str, str]) -> None:
-    password = platform_up["DATAOPS_AIRFLOW_PASSWORD"]
+    password = platform_up["DATAOPS_AIRFLOW_DEV_PASSWORD"]
     up = run_dataops("up", "--no-install")
-    assert f"login: admin / {password}" in up.stdout.replace("\n", "")
+    assert f"(dev): http://127.0.0.1:8080  login: admin / {password}" in up.stdout.replace("\n", "")
     response = airflow_token(password)
     assert response.status_code == 201, response.text
     token = response.json()["access_token"]
@@ -164,7 +167,7 @@ def test_down_then_up_keeps_the_data(platform_up: dict[str, str]) -> None:
     put = httpx.put(location.copy_merge_params({"digest": digest}), content=blob, timeout=10)
     assert put.status_code == 201, put.text
     # 3. a variable in Airflow's metadata DB
-    token = airflow_token(platform_up["DATAOPS_AIRFLOW_PASSWORD"]).json()["access_token"]
+    token = airflow_token(platform_up["DATAOPS_AIRFLOW_DEV_PASSWORD"]).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     created = httpx.post(
         "http://127.0.0.1:8080/api/v2/variables",
@@ -189,7 +192,7 @@ def test_down_then_up_keeps_the_data(platform_up: dict[str, str]) -> None:
     assert marker in values
     fetched = httpx.get(f"http://127.0.0.1:5001/v2/test/keep/blobs/{digest}", timeout=10)
     assert fetched.status_code == 200 and fetched.content == blob
-    token = airflow_token(platform_up["DATAOPS_AIRFLOW_PASSWORD"]).json()["access_token"]
+    token = airflow_token(platform_up["DATAOPS_AIRFLOW_DEV_PASSWORD"]).json()["access_token"]
     variable = httpx.get(
         f"http://127.0.0.1:8080/api/v2/variables/marker_{marker}",
         headers={"Authorization": f"Bearer {token}"},

@@ -130,7 +130,7 @@ def test_prod_needs_an_approval_by_an_approver(ready: psycopg.Connection) -> Non
     before = history("prod")["active"]
     unapproved = run_dataops("promote", "--to", "prod")
     assert unapproved.returncode == 1
-    assert "approval: failed: prod needs --approve" in unapproved.stderr
+    assert "approval: failed: this environment needs --approve" in unapproved.stderr
     stranger = run_dataops("promote", "--to", "prod", "--approve", "--approver", "mallory")
     assert stranger.returncode == 1
     assert "'mallory' may not approve" in stranger.stderr
@@ -266,6 +266,52 @@ def test_rollback_restores_the_previous_digests_and_the_next_run_uses_them(
         restore_dev_release()
 
 
+def test_prod_rollback_needs_approval_and_the_next_prod_run_uses_the_old_release(
+    ready: psycopg.Connection, tmp_path: Path
+) -> None:
+    first = history("prod")["active"]
+    first_extract = active_images("prod")["extract"]
+    other = build_other_release(tmp_path)
+    try:
+        dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
+        dataops_ok("promote", "--to", "staging")
+        dataops_ok(
+            "release",
+            "check",
+            "--env",
+            "staging",
+            "--name",
+            "smoke",
+            "--passed",
+            "--detail",
+            "rollback test (the real smoke run is tested in test_environments)",
+        )
+        dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")
+        assert history("prod")["active"] == other
+        assert extract_image_of_a_run("prod") == active_images("prod")["extract"] != first_extract
+
+        refused = run_dataops("rollback", "--env", "prod")
+        assert refused.returncode == 1
+        assert "approval: failed: this environment needs --approve" in refused.stderr
+        after = history("prod")
+        assert after["active"] == other and after["history"][-1]["action"] == "refused"
+
+        started = time.monotonic()
+        rolled = dataops_ok("rollback", "--env", "prod", "--approve", "--approver", "root")
+        print(f"prod rollback took {time.monotonic() - started:.1f}s: {rolled.stdout.strip()}")
+        after = history("prod")
+        assert after["active"] == first
+        assert after["history"][-1]["action"] == "rolled-back"
+        assert after["history"][-1]["detail"]["gates"]["approval"] == "passed: approved by root"
+        # The deployment serves the old release's DAG code, and its runs use the old digests.
+        record = json.loads(dataops_ok("release", "show", first, "--env", "prod", "--json").stdout)
+        assert active_images("prod")["extract"] == first_extract
+        assert record["record"]["images"]["extract"]["digest"] == first_extract
+        assert extract_image_of_a_run("prod") == first_extract
+    finally:
+        restore_dev_release()
+
+
 # -- helpers ---------------------------------------------------------------------------------
 _BUILDS = ROOT / ".dataops" / "builds" / "dev.json"
 
@@ -279,7 +325,7 @@ def build_other_release(tmp_path: Path) -> str:
     project.mkdir()
     for name in ("dataops.yml", "requirements.lock"):
         shutil.copy(ROOT / name, project / name)
-    for name in ("images", "src", "dbt_project", "migrations"):
+    for name in ("images", "src", "dbt_project", "migrations", "dags"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     requirements = project / "images" / "extract" / "requirements.in"
     requirements.write_text(requirements.read_text() + f"# release test {uuid.uuid4().hex}\n")
@@ -298,16 +344,18 @@ def restore_dev_release() -> None:
     dataops_ok("release", "create", "--env", "dev")
 
 
-def extract_image_of_a_run() -> str:
-    """Run the airlines pipeline; the digest its extract container ran, from the task log."""
-    dataops_ok("run", "airlines", "--env", "dev", "--date", "2013-01-01")
+def extract_image_of_a_run(env: str = "dev") -> str:
+    """Run the airlines pipeline in ENV; the digest its extract container ran, from the task
+    log (the ref there is ENV's registry's)."""
+    dataops_ok("run", "airlines", "--env", env, "--date", "2013-01-01")
     logs = sorted(
-        (ROOT / ".dataops" / "airflow" / "logs" / "dag_id=airlines").glob(
+        (ROOT / ".dataops" / "airflow" / env / "logs" / "dag_id=airlines").glob(
             "run_id=*/task_id=extract/attempt=*.log"
         ),
         key=lambda p: p.stat().st_mtime,
     )
     text = logs[-1].read_text()
-    marker = "/dataops/extract@"
+    port = {"dev": 5001, "staging": 5002, "prod": 5003}[env]
+    marker = f"127.0.0.1:{port}/dataops/extract@"
     start = text.index(marker) + len(marker)
     return text[start : start + 71]

@@ -119,7 +119,7 @@ def test_a_failing_test_fails_slim_ci_and_still_drops_its_schemas(
 def test_sweep_drops_only_ci_schemas_older_than_the_age(ready: psycopg.Connection) -> None:
     for name, age in (("ci_sweep_old", "2 days"), ("ci_sweep_new", "1 minute")):
         ready.execute(f"drop schema if exists {name}_marts cascade")
-        ready.execute(f"create schema {name}_marts")
+        ready.execute(f"create schema {name}_marts authorization dataops_dev")  # as CI would
         ready.execute(
             "insert into dataops.ci_schemas (schema_name, created_at, schemas)"
             " values (%s, now() - %s::interval, %s) on conflict (schema_name) do update"

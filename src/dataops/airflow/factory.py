@@ -6,7 +6,9 @@ operator: DockerOperator on the worker's engine, or KubernetesPodOperator on a c
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,10 @@ def dag_for_stub(stub_file: str) -> DAG:
     stub = Path(stub_file)
     name = stub.stem.removeprefix("pipeline_")
     spec_path = stub.parent / "pipelines" / f"{name}.yml"
-    return build_dag(plan(load_spec(spec_path), str(spec_path)))
+    return build_dag(plan(load_spec(spec_path), str(spec_path)), bundle_root=stub.parent)
 
 
-def _doc(pipeline: PipelinePlan) -> str:
+def _doc(pipeline: PipelinePlan, release: dict[str, Any] | None) -> str:
     spec = pipeline.spec
     target = spec.target
     lines = [
@@ -49,12 +51,19 @@ def _doc(pipeline: PipelinePlan) -> str:
         "",
         "Every task is a container whose image is pinned by digest for this environment.",
     ]
+    if release:
+        commit = str(release.get("git_commit"))[:12]
+        lines.insert(-2, f"- **release**: `{release.get('id')}` (commit `{commit}`)")
     return "\n".join(lines)
 
 
-def build_dag(pipeline: PipelinePlan) -> DAG:
+def build_dag(pipeline: PipelinePlan, bundle_root: Path | None = None) -> DAG:
     spec = pipeline.spec
     env = runtime.environment()
+    # The release this DAG code came with (its bundle version): named in the DAG's tags and
+    # docs, so each release is a DAG version of its own in Airflow.
+    release = runtime.release_of(bundle_root) if bundle_root else None
+    release_tags = [f"release:{str(release.get('id', ''))[7:19]}"] if release else []
     default_args: dict[str, Any] = {
         "owner": spec.owner,
         "retries": spec.retries,
@@ -64,7 +73,7 @@ def build_dag(pipeline: PipelinePlan) -> DAG:
     dag = DAG(
         dag_id=spec.pipeline,
         description=(spec.description.strip().splitlines() or [""])[0][:200],
-        doc_md=_doc(pipeline),
+        doc_md=_doc(pipeline, release),
         schedule=spec.schedule,
         start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
         end_date=(
@@ -74,9 +83,11 @@ def build_dag(pipeline: PipelinePlan) -> DAG:
         ),
         catchup=spec.catchup,
         max_active_runs=spec.max_active_runs,
-        tags=[*spec.tags, f"env:{env}"],
+        tags=[*spec.tags, f"env:{env}", *release_tags],
         default_args=default_args,
-        user_defined_macros={"dataops_image": runtime.image_ref},
+        user_defined_macros={
+            "dataops_image": partial(runtime.image_ref, str(bundle_root or Path.cwd()))
+        },
     )
     config = runtime.runtime_config()
     make = _pod_operator if config.kind is RuntimeKind.KUBERNETES else _docker_operator
@@ -99,16 +110,22 @@ def _docker_operator(
     dag: DAG, spec: PipelineSpec, task: TaskPlan, env: str, config: RuntimeConfig
 ) -> BaseOperator:
     conn = f"conn.warehouse_{env}"
+    # No password here: the operator mounts it as a file (see TaskContainerOperator).
     warehouse = {
         "PGHOST": f"{{{{ {conn}.host }}}}",
         "PGPORT": f"{{{{ {conn}.port }}}}",
         "PGDATABASE": f"{{{{ {conn}.schema }}}}",
         "PGUSER": f"{{{{ {conn}.login }}}}",
-        "PGPASSWORD": f"{{{{ {conn}.password }}}}",
     }
+    # The deployment's own registry login, when its registry needs one (staging, prod).
+    registry_conn = (
+        f"registry_{env}" if os.environ.get(f"AIRFLOW_CONN_REGISTRY_{env.upper()}") else None
+    )
     return TaskContainerOperator(
         dag=dag,
         task_id=task.task_id,
+        warehouse_conn_id=f"warehouse_{env}",
+        docker_conn_id=registry_conn,
         image=_image(task),
         command=task_args(spec, task, env),
         environment={**warehouse, **task_env(spec, task, env)},

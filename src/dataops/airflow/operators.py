@@ -3,15 +3,23 @@ retry a failed data-quality gate."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
+from docker.types import Mount
 
 # dataops-task's exit code for "a dbt data test failed": the same data fails the same way.
 EXIT_QUALITY_GATE = 3
+SECRETS_MOUNT = "/run/dataops"
+SECRETS_FILE = f"{SECRETS_MOUNT}/secrets.env"
+TASK_UID = 10001  # the task images' user
 
 
 class TaskContainerOperator(DockerOperator):
@@ -19,9 +27,48 @@ class TaskContainerOperator(DockerOperator):
 
     A try that was killed (worker lost, task killed) can leave its container behind; the next
     try removes any container with its name before it starts, so a retry is never blocked by it.
+
+    The warehouse password never goes into the container's configuration (which `docker
+    inspect` and the rendered task fields show): it is written for this try only to a file
+    (0400, the task user's) in the deployment's task-secrets folder, mounted read-only at
+    /run/dataops, read by `dataops-task` at start, and removed when the try ends.
     """
 
+    def __init__(self, *, warehouse_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.warehouse_conn_id = warehouse_conn_id
+
     def execute(self, context: Any) -> Any:
+        folder = self._write_secrets()
+        try:
+            return self._execute(context)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _write_secrets(self) -> Path | None:
+        if not self.warehouse_conn_id:
+            return None
+        password = BaseHook.get_connection(self.warehouse_conn_id).password or ""
+        base = Path(os.environ.get("DATAOPS_TASK_SECRETS_DIR", "/var/lib/dataops/task-secrets"))
+        folder = base / (self.container_name or self.task_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, mode=0o700)
+        path = folder / "secrets.env"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"PGPASSWORD={password}\n")
+        if os.geteuid() == 0:
+            os.chown(folder, TASK_UID, TASK_UID)
+            os.chown(path, TASK_UID, TASK_UID)
+        self.mounts = [
+            *self.mounts,
+            Mount(target=SECRETS_MOUNT, source=str(folder), type="bind", read_only=True),
+        ]
+        self.environment = {**self.environment, "DATAOPS_SECRETS_FILE": SECRETS_FILE}
+        return folder
+
+    def _execute(self, context: Any) -> Any:
         if self.container_name:
             try:
                 self.cli.remove_container(self.container_name, force=True)

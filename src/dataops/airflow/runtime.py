@@ -1,8 +1,8 @@
 """What DAGs read from the environment the Airflow processes run in (set by `dataops up`).
 
-Only environment variables are read at parse time; the image refs are read when a task is
-rendered (in the worker) from the environment's active release, so promoting or rolling back a
-release changes the next run with no DAG file edited and no I/O while Airflow parses DAGs.
+Only environment variables are read at parse time. The image refs are read when a task is
+rendered (in the worker), from the release record inside the DAG bundle version the run was
+created on: a run's DAG code and its images are always the same release's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from dataops.core.config import RuntimeConfig
-from dataops.core.promotion import active_release_filename
+from dataops.core.promotion import RELEASE_FILE
 
 
 def environment() -> str:
@@ -29,20 +29,33 @@ def data_dir() -> str:
     return os.environ.get("DATAOPS_DATA_DIR", "/var/lib/dataops/data")
 
 
-def image_ref(name: str) -> str:
-    """`registry/dataops/NAME@sha256:...` of the environment's active release (a Jinja macro in
-    the DAGs)."""
-    path = Path(
-        os.environ.get(
-            "DATAOPS_ACTIVE_FILE",
-            f"/var/lib/dataops/releases/{active_release_filename(environment())}",
-        )
-    )
+def registry() -> str:
+    """The deployment's own registry (host:port): every image is pulled from it by digest."""
+    return os.environ.get("DATAOPS_REGISTRY", "127.0.0.1:5001")
+
+
+def release_of(bundle_root: Path) -> dict[str, object] | None:
+    """The release record of the DAG bundle version at `bundle_root` (a small local file the
+    bundle wrote), or None for a working tree (tests parse `dags/` directly)."""
     try:
-        images = json.loads(path.read_text())["images"]
-        return str(images[name]["ref"])
-    except (FileNotFoundError, KeyError, ValueError):
+        return dict(json.loads((bundle_root / RELEASE_FILE).read_text()))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def image_ref(bundle_root: str, name: str) -> str:
+    """`registry/dataops/NAME@sha256:...` of the release whose DAG code this is (a Jinja macro
+    in the DAGs, rendered when a task runs): the images come with the DAG code, from the
+    `release.json` of the bundle version the run was created on."""
+    path = Path(bundle_root) / RELEASE_FILE
+    try:
+        digest = json.loads(path.read_text())["images"][name]["digest"]
+    except FileNotFoundError:
         raise RuntimeError(
-            f"no image {name!r} in the active release of {environment()!r} ({path}): "
-            f"run `dataops release create --env {environment()}` after building the images"
+            f"{bundle_root} is not a release's DAG bundle (no {RELEASE_FILE}): deployments run "
+            f"the DAG code of their active release; `dataops release create --env "
+            f"{environment()}` makes one"
         ) from None
+    except (KeyError, ValueError):
+        raise RuntimeError(f"the release in {path} has no image {name!r}") from None
+    return f"{registry()}/dataops/{name}@{digest}"

@@ -11,7 +11,7 @@ from dataops.cli.options import env_option
 @click.command()
 @env_option("Warehouse to document.")
 @click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after generating it.")
-@click.option("--port", default=8081, show_default=True, help="Port for --serve.")
+@click.option("--port", default=8090, show_default=True, help="Port for --serve (not 8080-8082).")
 @pass_context
 def docs(ctx: Context, env: str, serve: bool, port: int) -> None:
     """Generate the dbt docs site (models, columns, tests, lineage) for an environment.

@@ -18,15 +18,23 @@ if TYPE_CHECKING:
 ENV = env_option("Environment whose warehouse to migrate.")
 
 
-def _migrator(ctx: Context, env: str) -> Migrator:
+def _migrator(ctx: Context, env: str, writing: bool = False) -> Migrator:
     from dataops.delivery.migrator import Migrator
+    from dataops.delivery.releases import Releases
 
-    return Migrator.for_environment(ctx.environment(env), ctx.report)
+    environment = ctx.environment(env)
+    folder = Releases(ctx.project(), ctx.report).migrations_for(environment, writing)
+    if folder is not None:
+        ctx.report(f"{env} receives releases: migrations from the release it runs ({folder})")
+    return Migrator.for_environment(environment, ctx.report, folder)
 
 
 @click.group()
 def migrate() -> None:
     """Versioned warehouse migrations (migrations/V*__*.sql, R__*.sql), per environment.
+
+    dev uses the working tree's migrations/; an environment that receives releases (staging,
+    prod: gates.promote_from) uses the migrations of the release it runs, never the tree.
 
     Applied migrations are recorded in dataops.schema_history with their checksum; an applied
     file that was edited or deleted stops every command before any DDL runs."""
@@ -90,7 +98,7 @@ def apply(ctx: Context, env: str, as_json: bool, lock_timeout: float) -> None:
     Validates first (edited, deleted, duplicate or out-of-order migrations stop it before any
     DDL). A warehouse with objects in the managed schemas but no history is refused: baseline
     it first. Concurrent applies wait for each other and apply every migration exactly once."""
-    applied, warnings = _migrator(ctx, env).apply(lock_timeout=lock_timeout)
+    applied, warnings = _migrator(ctx, env, writing=True).apply(lock_timeout=lock_timeout)
     if as_json:
         click.echo(json.dumps([asdict(a) for a in applied], indent=2))
         return
@@ -184,7 +192,7 @@ def validate(ctx: Context, env: str) -> None:
 @pass_context
 def baseline(ctx: Context, env: str, version: str, description: str) -> None:
     """Adopt an existing database: record VERSION as applied, so apply starts after it."""
-    _migrator(ctx, env).baseline(version, description)
+    _migrator(ctx, env, writing=True).baseline(version, description)
     ctx.console.print(f"[green]ok[/] {env} baselined at V{version}")
 
 
@@ -194,7 +202,7 @@ def baseline(ctx: Context, env: str, version: str, description: str) -> None:
 @pass_context
 def repair(ctx: Context, env: str, version: str) -> None:
     """Repair one version: forget its failed attempt, or record its edited file's checksum."""
-    ctx.console.print(_migrator(ctx, env).repair(version))
+    ctx.console.print(_migrator(ctx, env, writing=True).repair(version))
 
 
 def register(group: click.Group) -> None:

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from dataops.local.platform import LocalPlatform
     from dataops.local.service import ServiceStatus
 
-SERVICE_HELP = "Only these services (postgres, docker, registry-dev, ..., airflow); default: all."
-
 
 def _platform(ctx: Context) -> LocalPlatform:
     from dataops.local.platform import LocalPlatform
@@ -28,17 +26,30 @@ def _platform(ctx: Context) -> LocalPlatform:
 
 @click.command()
 @click.argument("services", nargs=-1)
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="ENV",
+    help="Only ENV's registry and Airflow deployment (and PostgreSQL, Docker); repeatable.",
+)
 @click.option("--no-install", is_flag=True, help="Do not apt-get install missing Debian packages.")
 @pass_context
-def up(ctx: Context, services: tuple[str, ...], no_install: bool) -> None:
+def up(ctx: Context, services: tuple[str, ...], envs: tuple[str, ...], no_install: bool) -> None:
     """Bring up the local platform and wait until every service is healthy.
 
-    PostgreSQL (warehouses and the Airflow metadata DB), the Docker engine, one registry per
-    environment (staging and prod with htpasswd auth), the base image, and Airflow 3 (api-server
-    with the web UI, scheduler, dag-processor, triggerer). Installs missing Debian packages when
-    run as root. Idempotent: a second run changes nothing and says so. Data, logs and pid files
-    live in the state dir (.dataops/)."""
+    PostgreSQL (one warehouse and one Airflow metadata DB per environment, each with its own
+    role), the Docker engine, one registry per environment (staging and prod with htpasswd
+    auth), the base image, and one Airflow 3 deployment per environment (api-server with the
+    web UI, scheduler, dag-processor, triggerer; dev :8080, staging :8081, prod :8082), each
+    running its environment's active release. SERVICES (e.g. airflow-prod registry-prod) or
+    --env limit what starts. Installs missing Debian packages when run as root. Idempotent: a
+    second run changes nothing and says so. Data, logs and pid files live in the state dir
+    (.dataops/)."""
     platform = _platform(ctx)
+    for name in envs:
+        ctx.environment(name)  # a usage error naming the known environments
+    services = (*services, *(platform.services_of(list(envs)) if envs else ()))
     _check_names(platform, services)
     started = time.monotonic()
     result = platform.up(ctx.report, only=list(services) or None, install=not no_install)
@@ -54,9 +65,13 @@ def up(ctx: Context, services: tuple[str, ...], no_install: bool) -> None:
         ctx.console.print(
             f"\n[green]Everything was already up; nothing changed[/] ({elapsed:.1f}s)."
         )
-    if not services or "airflow" in services:
-        user, password = platform.airflow.admin_credentials()
-        ctx.console.print(f"Airflow web UI: {platform.airflow.url}  login: {user} / {password}")
+    for deployment in platform.deployments:
+        if not services or deployment.name in services:
+            user, password = deployment.admin_credentials()
+            ctx.console.print(
+                f"Airflow web UI ({deployment.env.name}): {deployment.url}  "
+                f"login: {user} / {password}"
+            )
     ctx.console.print(f"Logs: {platform.state.logs}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -132,20 +133,46 @@ def check(
 @release.command()
 @click.option("--release", "release_ref", default=None, help="Default: the active one.")
 @env_option()
+@json_option()
 @pass_context
-def smoke(ctx: Context, release_ref: str | None, env: str) -> None:
-    """Smoke-test a release in ENV and record the `smoke` check: every image manifest and blob
-    is served by digest from ENV's registry, and ENV's migrations are current with no drift."""
+def smoke(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> None:
+    """Smoke-test the release ENV runs, for real, and record the `smoke` check (prod's gate).
+
+    Every image manifest and blob is served by digest from ENV's registry; ENV's migrations
+    (from the release) are current with no drift; then the pipelines of ENV's `smoke.stages`
+    in dataops.yml run in ENV's own Airflow deployment against ENV's warehouse. The check
+    records the DAG run ids and the release each ran."""
     releases, environment = _releases(ctx), ctx.environment(env)
     release_id = releases.resolve(environment, release_ref)
-    problems = releases.smoke(environment, release_id)
-    releases.check(environment, release_id, "smoke", not problems, "; ".join(problems) or "ok")
+    problems, runs = releases.smoke(environment, release_id)
+    detail = "; ".join(problems) or "ok: " + ", ".join(f"{r.pipeline}={r.run_id}" for r in runs)
+    releases.check(environment, release_id, "smoke", not problems, detail)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "release": release_id,
+                    "env": env,
+                    "passed": not problems,
+                    "problems": problems,
+                    "runs": [asdict(r) for r in runs],
+                },
+                indent=2,
+            )
+        )
     if problems:
         raise DataOpsError(
             f"smoke test of the release in {env} failed: " + "; ".join(problems),
-            "promote the release again, or apply the migrations",
+            "read the failed runs' logs in the web UI; fix, then promote a new release",
         )
-    ctx.console.print(f"[green]ok[/] smoke test passed in {env} (recorded)")
+    if not as_json:
+        for r in runs:
+            ctx.console.print(
+                f"  {r.pipeline:<10} {r.run_id} {r.state} (release {short(r.bundle_version)})"
+            )
+        ctx.console.print(
+            f"[green]ok[/] smoke test passed in {env}: {len(runs)} real run(s) (recorded)"
+        )
 
 
 @click.command()
@@ -218,12 +245,25 @@ def promote(
     default=None,
     help="Release id or prefix (default: the one active before the current one).",
 )
+@click.option("--approve", is_flag=True, help="Approve the rollback (prod requires it).")
+@click.option(
+    "--approver",
+    default=None,
+    help="Who approves (default: $DATAOPS_APPROVER, else the login name).",
+)
 @pass_context
-def rollback(ctx: Context, env: str, to: str | None) -> None:
-    """Make an earlier release active again in ENV (recorded in the history); the next DAG
-    run uses its images."""
-    release_id = _releases(ctx).rollback(ctx.environment(env), to)
-    ctx.console.print(f"[green]ok[/] {env} runs release {short(release_id)} again")
+def rollback(ctx: Context, env: str, to: str | None, approve: bool, approver: str | None) -> None:
+    """Make an earlier release active again in ENV: its images and its DAG code. ENV's
+    deployment serves it within seconds (the command waits for that); the next DAG run uses
+    it. An environment whose promotions need approval needs it for a rollback too
+    (--approve). Recorded in the history either way."""
+    started = time.monotonic()
+    who = approver or os.environ.get("DATAOPS_APPROVER") or getpass.getuser()
+    release_id = _releases(ctx).rollback(ctx.environment(env), to, approve, who)
+    ctx.console.print(
+        f"[green]ok[/] {env} runs release {short(release_id)} again "
+        f"({time.monotonic() - started:.1f}s)"
+    )
 
 
 def register(group: click.Group) -> None:

@@ -28,7 +28,11 @@ def run(
     to: str | None,
     timeout: int,
 ) -> None:
-    """Trigger PIPELINE's DAG through Airflow's REST API and follow it task by task.
+    """Trigger PIPELINE's DAG in ENV's own Airflow deployment and follow it task by task.
+
+    The run uses the release ENV runs (its DAG code and its images by digest from ENV's
+    registry): the command waits until the deployment serves that release, and refuses an
+    Airflow whose DAGs are not tagged env:ENV, so --env prod can only ever touch prod.
 
     A run covers the schedule interval that contains --date (a month for a @monthly
     pipeline); --from/--to backfills every interval between them. An interval that already
@@ -43,7 +47,11 @@ def run(
     first_text = from_ or date
     first = parse_date(first_text) if first_text else datetime.now(UTC)
     last = parse_date(to) if to else first
-    runner = PipelineRunner(ctx.environment(env), pipeline, ctx.report)
+    from dataops.delivery.releases import Releases
+
+    environment = ctx.environment(env)
+    release_id, dags = Releases(ctx.project(), ctx.report).active_dags(environment)
+    runner = PipelineRunner(environment, pipeline, ctx.report, release_id, dags)
 
     def started(run: StartedRun) -> None:
         verb = "re-running" if run.rerun else "triggered"

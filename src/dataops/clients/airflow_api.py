@@ -29,6 +29,12 @@ class AirflowClient:
     def close(self) -> None:
         self._client.close()
 
+    def __enter__(self) -> AirflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _auth(self) -> dict[str, str]:
         if self._token is None:
             try:
@@ -121,11 +127,24 @@ class AirflowClient:
         return str(runs[0]["dag_run_id"]) if runs else None
 
     def clear(self, dag_id: str, run_id: str) -> None:
-        """Re-run every task of an existing run (Airflow's own way to run an interval again)."""
-        self.json("POST", f"/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False})
+        """Re-run every task of an existing run (Airflow's own way to run an interval again),
+        on the DAG's latest version: the release the deployment runs now."""
+        self.json(
+            "POST",
+            f"/dags/{dag_id}/dagRuns/{run_id}/clear",
+            json={"dry_run": False, "run_on_latest_version": True},
+        )
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+        return str(self.dag_run(dag_id, run_id)["state"])
+
+    def dags(self) -> list[dict[str, Any]]:
+        """Every DAG the deployment serves now (not the stale ones)."""
+        data = self.json("GET", "/dags", params={"limit": 1000, "exclude_stale": True})
+        return [d for d in data["dags"] if not d.get("is_stale")]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")

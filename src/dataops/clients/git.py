@@ -25,3 +25,9 @@ def current_branch(root: Path) -> str:
 
 def is_bare(repo: Path) -> bool:
     return _git(repo, "rev-parse", "--is-bare-repository") == "true"
+
+
+def dirty_paths(root: Path, *paths: str) -> list[str]:
+    """Files under `paths` (all when none) that differ from HEAD or are untracked."""
+    out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    return [line[3:] for line in out.splitlines() if line.strip()]

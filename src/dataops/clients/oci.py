@@ -11,7 +11,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,10 +226,18 @@ class RegistryClient:
         stats.seen[digest] = repo
 
     # -- artifacts ---------------------------------------------------------------------------
-    def push_artifact(self, repo: str, tag: str, payload: bytes, media: str) -> str:
-        """A one-layer OCI artifact (the payload as its layer); returns the manifest digest."""
+    def push_artifact(
+        self,
+        repo: str,
+        tag: str,
+        payload: bytes,
+        media: str,
+        extra: Sequence[tuple[bytes, str]] = (),
+    ) -> str:
+        """An OCI artifact whose first layer is `payload` (followed by the `extra` layers, each
+        (bytes, media type)); returns the manifest digest."""
         empty = b"{}"
-        blobs = [(empty, EMPTY_CONFIG), (payload, media)]
+        blobs = [(empty, EMPTY_CONFIG), (payload, media), *extra]
         for data, _ in blobs:
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             if not self.has_blob(repo, digest):
@@ -243,7 +251,7 @@ class RegistryClient:
             "mediaType": OCI_MANIFEST,
             "artifactType": media,
             "config": descriptor[0],
-            "layers": [descriptor[1]],
+            "layers": descriptor[1:],
         }
         raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -260,10 +268,25 @@ class RegistryClient:
         return digest
 
     def artifact(self, repo: str, reference: str) -> tuple[bytes, str]:
-        """(payload, manifest digest) of a one-layer artifact."""
+        """(first layer, manifest digest) of an artifact."""
         raw, _, digest = self.manifest(repo, reference)
         layer = json.loads(raw)["layers"][0]["digest"]
         return self.get_blob(repo, layer), digest
+
+    def artifact_layer(self, repo: str, reference: str, media: str) -> bytes:
+        """The layer of type `media` of the artifact `repo@reference`, its digest verified."""
+        raw, _, digest = self.manifest(repo, reference)
+        if reference.startswith("sha256:") and digest != reference:
+            raise RegistryError(f"registry {self.label} served {digest} for {repo}@{reference}")
+        for layer in json.loads(raw)["layers"]:
+            if layer["mediaType"] == media:
+                data = self.get_blob(repo, layer["digest"])
+                if "sha256:" + hashlib.sha256(data).hexdigest() != layer["digest"]:
+                    raise RegistryError(
+                        f"registry {self.label}: blob {layer['digest']} of {repo} is corrupt"
+                    )
+                return data
+        raise RegistryError(f"registry {self.label}: {repo}@{reference} has no {media} layer")
 
 
 def copy_image(

@@ -79,9 +79,24 @@ class WarehouseConfig(_Strict):
 
 
 class AirflowConfig(_Strict):
+    """The environment's own Airflow deployment: its API/UI address and admin login."""
+
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")]
     username: str = "admin"
     password_env: EnvVarName | None = None
+    # The local deployment's metadata DB and its own login role (default airflow_<env>).
+    database: Annotated[str, Field(pattern=_NAME)] | None = None
+    database_password_env: EnvVarName | None = None
+    # LocalExecutor worker processes; "auto" shares the host's cores among the deployments.
+    parallelism: Literal["auto"] | Annotated[int, Field(ge=1, le=512)] = "auto"
+
+    @property
+    def port(self) -> int:
+        """The port of `url` (the local deployment's api-server listens there)."""
+        hostport = self.url.split("://", 1)[1].split("/", 1)[0]
+        if ":" in hostport:
+            return int(hostport.rsplit(":", 1)[1])
+        return 443 if self.url.startswith("https") else 80
 
 
 class GatesConfig(_Strict):
@@ -114,24 +129,35 @@ class RuntimeConfig(_Strict):
     service_account: str | None = None
 
 
+class SmokeConfig(_Strict):
+    """What `dataops release smoke --env ENV` runs in ENV's deployment: each stage's pipelines
+    side by side, the stages in order (reference data before the facts that join it)."""
+
+    stages: list[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]]] = []
+    date: str | None = None  # a moment inside the interval each pipeline runs
+
+
 class EnvironmentConfig(_Strict):
     registry: RegistryConfig
     warehouse: WarehouseConfig
     airflow: AirflowConfig
     gates: GatesConfig = GatesConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    smoke: SmokeConfig = SmokeConfig()
 
 
 class PostgresPlatform(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)] = 5432
-    airflow_database: Annotated[str, Field(pattern=_NAME)] = "airflow"
+    # The platform's admin role: it owns each warehouse's `dataops` schema and its append-only
+    # release history, which the environments' own roles may only read and append to.
+    admin_user: Annotated[str, Field(pattern=_NAME)] = "dataops"
+    admin_password_env: EnvVarName = "DATAOPS_POSTGRES_ADMIN_PASSWORD"
 
 
 class AirflowPlatform(_Strict):
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    """What the local Airflow deployments (one per environment) share."""
+
     admin_user: Annotated[str, Field(pattern=_NAME)] = "admin"
-    # "auto" sizes LocalExecutor parallelism for the host's cores (Airflow's default is 32).
-    parallelism: Literal["auto"] | Annotated[int, Field(ge=1, le=512)] = "auto"
 
 
 class BaseImageConfig(_Strict):

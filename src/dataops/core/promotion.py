@@ -13,9 +13,43 @@ from typing import Any
 from dataops.core.config import GatesConfig
 from dataops.errors import DataOpsError, ExitCode
 
+# A release is an OCI artifact in `dataops/releases` of each registry: its record (JSON) and
+# its sources as layers: the DAG bundle (dags/) the deployments run and the migrations its
+# environments apply. The record names their digests, so the release id (the artifact's
+# manifest digest) covers them, and promotion copies them by digest with the record.
+RELEASES_REPO = "dataops/releases"
+RELEASE_MEDIA = "application/vnd.dataops.release.v1+json"
+DAGS_MEDIA = "application/vnd.dataops.dags.v1.tar+gzip"
+MIGRATIONS_MEDIA = "application/vnd.dataops.migrations.v1.tar+gzip"
+RELEASE_FILE = "release.json"  # the record, next to the DAG files of a bundle version
+
 # History actions after which the release is the one the environment runs.
 ACTIVATING = ("created", "promoted", "rolled-back")
 PASSED = "passed"
+# The append-only release history of one warehouse. `dataops up` creates it as the platform's
+# admin role (not by a migration, so a refused promotion into a never-migrated warehouse is
+# recorded too); the environments' roles may only read and append (local/postgres.py).
+RELEASE_HISTORY_DDL = """
+create schema if not exists dataops;
+create table if not exists dataops.release_history (
+    id bigserial primary key,
+    release_id text not null,
+    action text not null,
+    actor text not null,
+    at timestamptz not null default clock_timestamp(),
+    ok boolean not null,
+    detail jsonb not null default '{}'
+);
+create or replace function dataops.release_history_append_only() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'dataops.release_history is append-only (% refused)', tg_op;
+end;
+$$;
+create or replace trigger release_history_append_only
+    before update or delete or truncate on dataops.release_history
+    for each statement execute function dataops.release_history_append_only()
+"""
 
 
 @dataclass(frozen=True)
@@ -96,16 +130,23 @@ def evaluate_gates(
             results[f"check {name} in {source}"] = f"failed: {detail}"
         else:
             results[f"check {name} in {source}"] = PASSED
-    if gates.require_approval:
-        if not approve:
-            results["approval"] = "failed: prod needs --approve"
-        elif approver not in gates.approvers:
-            results["approval"] = (
-                f"failed: {approver!r} may not approve (approvers: {', '.join(gates.approvers)})"
-            )
-        else:
-            results["approval"] = f"passed: approved by {approver}"
+    results.update(approval_gate(gates, approve, approver))
     return results
+
+
+def approval_gate(gates: GatesConfig, approve: bool, approver: str) -> dict[str, str]:
+    """The approval a promotion into (or a rollback of) an environment needs: {} when it
+    needs none, else {"approval": "passed..." | "failed: why"}."""
+    if not gates.require_approval:
+        return {}
+    if not approve:
+        return {"approval": "failed: this environment needs --approve"}
+    if approver not in gates.approvers:
+        return {
+            "approval": f"failed: {approver!r} may not approve "
+            f"(approvers: {', '.join(gates.approvers)})"
+        }
+    return {"approval": f"passed: approved by {approver}"}
 
 
 def failed_gates(results: dict[str, str]) -> dict[str, str]:

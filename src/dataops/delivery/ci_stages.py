@@ -33,12 +33,21 @@ class Stage:
     skip_note: Callable[[CiContext], str] = lambda ctx: ""
 
 
+MAIN_BRANCH = "main"
+
+
 @dataclass
 class CiContext:
     root: Path
     base: str
     branch: str
     env: str = "dev"
+
+    @property
+    def shared(self) -> bool:
+        """Only main's CI changes the shared dev environment (migrations, its release);
+        every other branch builds and tests in its own ci_<branch> scope."""
+        return self.branch == MAIN_BRANCH
 
 
 def _dataops(*args: str) -> list[str]:
@@ -75,6 +84,8 @@ def _build_note(output: str) -> str:
 def _migrate_note(output: str) -> str:
     data = _json(output)
     if isinstance(data, list):
+        if data and "statements" in data[0]:  # a plan: nothing was applied
+            return f"would apply {', '.join(a['script'] for a in data)} (plan only)"
         return f"applied {', '.join(a['script'] for a in data)}" if data else "nothing to apply"
     return ""
 
@@ -96,6 +107,15 @@ def _release_note(output: str) -> str:
     if isinstance(data, dict) and data.get("release"):
         state = "new" if data.get("new") else "unchanged since the last run"
         return f"release {short(data['release'])} ({state})"
+    return ""
+
+
+def _smoke_note(output: str) -> str:
+    data = _json(output)
+    if isinstance(data, dict) and data.get("runs"):
+        return f"{len(data['runs'])} run(s) passed in staging: " + ", ".join(
+            r["pipeline"] for r in data["runs"]
+        )
     return ""
 
 
@@ -130,8 +150,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "migrate",
-        "apply dev's migrations",
-        lambda c: _dataops("migrate", "apply", "--env", c.env, "--json"),
+        "apply dev's migrations (main); plan them, touching nothing (other branches)",
+        lambda c: _dataops("migrate", "apply" if c.shared else "plan", "--env", c.env, "--json"),
         note=_migrate_note,
     ),
     Stage(
@@ -142,14 +162,26 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "release",
-        "create the dev release of this build; record that it passed ci",
-        lambda c: _dataops("release", "create", "--env", c.env, "--json", "--passed-check", "ci"),
+        "create the dev release of this build and activate it in dev; record ci (main only)",
+        lambda c: (
+            _dataops("release", "create", "--env", c.env, "--json", "--passed-check", "ci")
+            if c.shared
+            else None
+        ),
         note=_release_note,
+        skip_note=lambda c: f"branch {c.branch!r} is not main: it never changes what dev runs",
     ),
     Stage(
         "promote",
         "promote to staging (main branch only)",
-        lambda c: _dataops("promote", "--to", "staging", "--json") if c.branch == "main" else None,
+        lambda c: _dataops("promote", "--to", "staging", "--json") if c.shared else None,
+        skip_note=lambda c: f"branch {c.branch!r} is not main",
+    ),
+    Stage(
+        "smoke",
+        "real runs of the release in staging's Airflow; records prod's smoke gate (main only)",
+        lambda c: _dataops("release", "smoke", "--env", "staging", "--json") if c.shared else None,
+        note=_smoke_note,
         skip_note=lambda c: f"branch {c.branch!r} is not main",
     ),
 )

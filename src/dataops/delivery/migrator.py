@@ -98,13 +98,16 @@ class Migrator:
         self.report = report
 
     @classmethod
-    def for_environment(cls, env: Environment, report: Report) -> Migrator:
-        """The migrator of `env`'s warehouse, with the project's migrations and settings;
-        destructive changes need the annotation where the environment requires approval."""
+    def for_environment(
+        cls, env: Environment, report: Report, folder: Path | None = None
+    ) -> Migrator:
+        """The migrator of `env`'s warehouse, with `folder`'s migrations (the project's by
+        default; a release's when it is promoted) and the project's settings; destructive
+        changes need the annotation where the environment requires approval."""
         project = env.project
         return cls(
             connect=lambda: env.connect("dataops-migrate"),
-            folder=project.migrations_folder,
+            folder=folder or project.migrations_folder,
             schemas=project.config.migrations.schemas,
             env=env.name,
             strict_destructive=env.config.gates.require_approval,

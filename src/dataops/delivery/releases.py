@@ -16,52 +16,61 @@ import getpass
 import hashlib
 import json
 import socket
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from dataops.clients import dbt, oci
-from dataops.core import promotion
+from dataops.clients import dbt, git, oci
+from dataops.core import archive, promotion
 from dataops.core.failpoints import pause
 from dataops.core.migrations import read_migrations
 from dataops.core.progress import Report
-from dataops.core.promotion import HistoryEntry, release_payload, short
+from dataops.core.promotion import (
+    DAGS_MEDIA,
+    MIGRATIONS_MEDIA,
+    RELEASE_MEDIA,
+    RELEASES_REPO,
+    HistoryEntry,
+    release_payload,
+    short,
+)
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment, Project
 from dataops.project.state import atomic_write
 
-RELEASES_REPO = "dataops/releases"
-RELEASE_MEDIA = "application/vnd.dataops.release.v1+json"
+DAGS_FOLDER = "dags"
 PROMOTE_LOCK = 0x70726F6D6F7465  # "promote"
-# The toolkit's own bookkeeping, like dataops.schema_history: made here, not by a migration,
-# because a refused promotion into a warehouse that was never migrated must be recorded too.
-HISTORY_DDL = """
-create schema if not exists dataops;
-create table if not exists dataops.release_history (
-    id bigserial primary key,
-    release_id text not null,
-    action text not null,
-    actor text not null,
-    at timestamptz not null default clock_timestamp(),
-    ok boolean not null,
-    detail jsonb not null default '{}'
-);
-create or replace function dataops.release_history_append_only() returns trigger
-language plpgsql as $$
-begin
-    raise exception 'dataops.release_history is append-only (% refused)', tg_op;
-end;
-$$;
-create or replace trigger release_history_append_only
-    before update or delete or truncate on dataops.release_history
-    for each statement execute function dataops.release_history_append_only()
-"""
 
 
 class GateRefused(DataOpsError):
     exit_code = ExitCode.FAILED
+
+
+SMOKE_TIMEOUT = 900
+
+
+def release_tag(release_id: str) -> str:
+    """The tag the DAG factory gives every DAG of a release (`release:<12 hex>`)."""
+    return f"release:{short(release_id)}"
+
+
+def serves(dag: dict[str, Any], release_id: str) -> bool:
+    """A DAG (as Airflow's API shows it) was parsed from `release_id`'s own code: its bundle
+    version is the release, and so is the tag its code put on it."""
+    tags = {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
+    return dag.get("bundle_version") == release_id and release_tag(release_id) in tags
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    pipeline: str
+    run_id: str
+    state: str
+    bundle_version: str  # the release the run ran (Airflow's DAG bundle version)
 
 
 @dataclass
@@ -91,9 +100,12 @@ class Releases:
         conn = env.connect("dataops-release")
         row = conn.execute("select to_regclass('dataops.release_history')").fetchone()
         if row is None or row[0] is None:
-            with conn.transaction():
-                conn.execute("select pg_advisory_xact_lock(%s)", (PROMOTE_LOCK + 1,))
-                conn.execute(HISTORY_DDL.encode())
+            conn.close()
+            raise NotReadyError(
+                f"{env.name}'s warehouse {env.config.warehouse.database} has no release history",
+                "run `dataops up` (it creates dataops.release_history, owned by the platform's"
+                " admin role)",
+            )
         return conn
 
     def history(self, env: Environment, release_id: str | None = None) -> list[HistoryEntry]:
@@ -164,10 +176,20 @@ class Releases:
         )
         migrations = read_migrations(self.project.migrations_folder)
         newest = migrations.versioned[-1].version_label if migrations.versioned else None
+        dags = archive.pack(self.project.root / DAGS_FOLDER)
+        sql = archive.pack(self.project.migrations_folder)
+        dirty = git.dirty_paths(self.project.root, DAGS_FOLDER, self.project.config.migrations.path)
         record = {
-            "schema": 1,
+            "schema": 2,
             "project": self.project.config.project,
             "git_commit": self.project.commit or "unknown",
+            # A release ships the exact tree it was made from (its DAG code and migrations are
+            # layers of the release); files that differed from the commit are named here.
+            "git_dirty": dirty,
+            "sources": {
+                "dags": {"digest": archive.digest(dags), "size": len(dags)},
+                "migrations": {"digest": archive.digest(sql), "size": len(sql)},
+            },
             "images": {
                 name: {"digest": info["digest"], "tag": info["content_hash"]}
                 for name, info in sorted(images.items())
@@ -178,7 +200,13 @@ class Releases:
         }
         payload, tag = release_payload(record)
         with env.registry() as registry:
-            release_id = registry.push_artifact(RELEASES_REPO, tag, payload, RELEASE_MEDIA)
+            release_id = registry.push_artifact(
+                RELEASES_REPO,
+                tag,
+                payload,
+                RELEASE_MEDIA,
+                [(dags, DAGS_MEDIA), (sql, MIGRATIONS_MEDIA)],
+            )
         with self.connect(env) as conn:
             known = conn.execute(
                 "select 1 from dataops.release_history where release_id = %s and action ="
@@ -189,7 +217,7 @@ class Releases:
                 self._log(conn, release_id, "created", True, {"env": env.name, "tag": tag})
             elif self.active(env) != release_id:  # an older build made again: active again
                 self._log(conn, release_id, "created", True, {"env": env.name, "again": True})
-        self._write_active(env, release_id, record)
+        self._activate(env, release_id, record)
         return release_id, record, known is None
 
     def check(
@@ -197,6 +225,58 @@ class Releases:
     ) -> None:
         with self.connect(env) as conn:
             self._log(conn, release_id, "check", passed, {"check": name, "detail": detail})
+
+    def sources(self, env: Environment, release_id: str, what: str) -> Path:
+        """The release's `dags` or `migrations` folder, fetched by digest from `env`'s registry
+        and extracted once under the state dir (never the working tree)."""
+        dest = env.state.release_sources(release_id) / what
+        if dest.exists():
+            return dest
+        media = {"dags": DAGS_MEDIA, "migrations": MIGRATIONS_MEDIA}[what]
+        with env.registry() as registry:
+            data = registry.artifact_layer(RELEASES_REPO, release_id, media)
+        return archive.unpack(data, dest)
+
+    def migrations_for(self, env: Environment, writing: bool) -> Path | None:
+        """The migrations `dataops migrate --env ENV` uses: None (the working tree's) for an
+        environment that makes releases (dev); else those of the release ENV runs. Before ENV
+        runs any release, reading commands (plan, status, validate) look at the working tree's
+        and writing ones (apply, baseline, repair) are refused: only a promotion brings
+        migrations into an environment that receives releases."""
+        if env.config.gates.promote_from is None:
+            return None
+        try:
+            release_id = self.active(env)
+        except NotReadyError:  # no release history there at all
+            release_id = None
+        if release_id is not None:
+            return self.sources(env, release_id, "migrations")
+        if writing:
+            raise DataOpsError(
+                f"{env.name} applies only the migrations of the release it runs, and runs none",
+                f"dataops promote --to {env.name} (it applies the release's migrations)",
+                exit_code=ExitCode.USAGE,
+            )
+        self.report(f"{env.name} runs no release yet: reading the working tree's migrations")
+        return None
+
+    def active_dags(self, env: Environment) -> tuple[str, Path]:
+        """(id, DAG folder) of the release `env` runs, or a clear error before any release."""
+        release_id = self.active(env)
+        if release_id is None:
+            raise NotReadyError(
+                f"{env.name} runs no release yet",
+                f"dataops release create --env {env.name}"
+                if env.config.gates.promote_from is None
+                else f"dataops promote --to {env.name}",
+            )
+        return release_id, self.sources(env, release_id, "dags")
+
+    def _activate(self, env: Environment, release_id: str, record: dict[str, Any]) -> None:
+        """Make `release_id` the one `env` runs: the active-release file its deployment's DAG
+        bundle follows, then wait until the deployment serves it."""
+        self._write_active(env, release_id, record)
+        self.await_deployment(env, release_id)
 
     def _write_active(self, env: Environment, release_id: str, record: dict[str, Any]) -> Path:
         images = {
@@ -211,9 +291,48 @@ class Releases:
         atomic_write(env.active_release_file, json.dumps(document, indent=2) + "\n")
         return env.active_release_file
 
-    def smoke(self, env: Environment, release_id: str) -> list[str]:
-        """Problems of the release in `env`: every image manifest and blob served by digest
-        from env's registry, and env's migrations current. Empty when it passes."""
+    def await_deployment(self, env: Environment, release_id: str, timeout: float = 90) -> bool:
+        """Wait until `env`'s Airflow serves every DAG from `release_id` (its DAG bundle follows
+        the active release within seconds). False when the deployment is not running: it runs
+        the release when it starts."""
+        deadline = time.monotonic() + timeout
+        with env.airflow() as airflow:
+            said = requested = False
+            while True:
+                try:
+                    dags = airflow.dags()
+                except NotReadyError:
+                    self.report(f"{env.name}'s Airflow is not running; it runs the release when up")
+                    return False
+                if dags and all(serves(d, release_id) for d in dags):
+                    return True
+                if not requested:
+                    # Ask for each stale DAG file to be parsed first (the dag-processor would
+                    # otherwise reach them on its normal cycle, 30 s apart).
+                    for dag in dags:
+                        if not serves(dag, release_id) and dag.get("file_token"):
+                            airflow.request("PUT", f"/parseDagFile/{dag['file_token']}")
+                    requested = True
+                if time.monotonic() > deadline:
+                    old = sorted({str(d.get("bundle_version")) for d in dags} - {release_id})
+                    raise NotReadyError(
+                        f"{env.name}'s Airflow still serves {', '.join(map(short, old)) or 'no'}"
+                        f" DAGs after {timeout:.0f}s, not release {short(release_id)}",
+                        f"read {env.airflow_home}/logs/dag_processor and the import errors in "
+                        "the web UI",
+                    )
+                if not said:
+                    self.report(
+                        f"waiting for {env.name}'s Airflow to load release {short(release_id)}"
+                    )
+                    said = True
+                time.sleep(0.5)
+
+    def smoke(self, env: Environment, release_id: str) -> tuple[list[str], list[SmokeRun]]:
+        """The release in `env`, checked for real: every image manifest and blob served by
+        digest from env's registry, env's migrations current, then the pipelines of env's
+        `smoke.stages` run in env's own deployment on this release (each stage's side by side,
+        stages in order). Returns (problems, runs); no problems means it passed."""
         from dataops.delivery.migrator import Migrator
 
         problems: list[str] = []
@@ -228,11 +347,52 @@ class Releases:
                 for blob in [document.get("config"), *document.get("layers", [])]:
                     if blob and not registry.has_blob(repo, blob["digest"]):
                         problems.append(f"{repo}: blob {blob['digest']} missing")
-        status = Migrator.for_environment(env, self.report).status()
+        folder = self.sources(env, release_id, "migrations")
+        status = Migrator.for_environment(env, self.report, folder).status()
         if status.pending:
             problems.append(f"{len(status.pending)} migration(s) pending in {env.name}")
         problems += [f"schema drift: {line}" for line in status.drift]
-        return problems
+        runs: list[SmokeRun] = []
+        if problems:
+            return problems, runs
+        if self.active(env) != release_id:
+            problems.append(f"{short(release_id)} is not the release {env.name} runs")
+            return problems, runs
+        runs = self._smoke_runs(env, release_id)
+        problems += [
+            f"{r.pipeline} run {r.run_id}: {r.state}" for r in runs if r.state != "success"
+        ]
+        return problems, runs
+
+    def _smoke_runs(self, env: Environment, release_id: str) -> list[SmokeRun]:
+        from dataops.core.timespan import parse_date
+        from dataops.delivery.runs import PipelineRunner
+
+        smoke = env.config.smoke
+        dags = self.sources(env, release_id, "dags")
+        moment = parse_date(smoke.date) if smoke.date else None
+        runs: list[SmokeRun] = []
+        for stage in smoke.stages:
+            started = []
+            for pipeline in stage:
+                runner = PipelineRunner(env, pipeline, self.report, release_id, dags)
+                when = moment or datetime.now(UTC)
+                for run in runner.start(runner.intervals(when, when), lambda run: None):
+                    self.report(f"smoke: {pipeline} {run.run_id} started in {env.name}")
+                    started.append((runner, run))
+            for runner, run in started:
+                try:
+                    state = runner.follow([run], SMOKE_TIMEOUT, lambda change: None)[run.run_id]
+                    version = runner.client.dag_run(runner.pipeline, run.run_id).get(
+                        "bundle_version"
+                    )
+                finally:
+                    runner.close()
+                self.report(f"smoke: {runner.pipeline} {run.run_id} {state}")
+                runs.append(SmokeRun(runner.pipeline, run.run_id, state, str(version)))
+            if any(r.state != "success" for r in runs):
+                break  # the next stage needs this one's data
+        return runs
 
     # -- promote -------------------------------------------------------------------------------
     def promote(
@@ -265,7 +425,7 @@ class Releases:
             result = PromotionResult(release_id, target.name, {}, gates=results)
             try:
                 self._copy(source, target, release_id, record, result)
-                result.migrations = self._migrate(target)
+                result.migrations = self._migrate(target, release_id)
             except DataOpsError as exc:
                 self._log(
                     conn,
@@ -294,7 +454,7 @@ class Releases:
                     "migrations": result.migrations,
                 },
             )
-            self._write_active(target, release_id, record)
+            self._activate(target, release_id, record)
         return result
 
     def _lock(self, conn: psycopg.Connection, env: Environment) -> None:
@@ -324,18 +484,34 @@ class Releases:
             tag = release_payload(record)[1]
             oci.copy_image(src, dst, RELEASES_REPO, release_id, tag, result.stats)
 
-    def _migrate(self, env: Environment) -> list[str]:
+    def _migrate(self, env: Environment, release_id: str) -> list[str]:
+        """`env`'s migrations from the release itself (its migrations layer), not the tree."""
         from dataops.delivery.migrator import Migrator
 
-        applied, _ = Migrator.for_environment(env, self.report).apply()
+        folder = self.sources(env, release_id, "migrations")
+        applied, _ = Migrator.for_environment(env, self.report, folder).apply()
         return [a.script for a in applied]
 
     # -- rollback ------------------------------------------------------------------------------
-    def rollback(self, env: Environment, to: str | None) -> str:
+    def rollback(
+        self, env: Environment, to: str | None, approve: bool = False, approver: str = ""
+    ) -> str:
+        """Re-activate an earlier release in `env` (images and DAG code); an environment that
+        requires approval for promotions requires it for rollbacks too. Recorded either way."""
         history = self.history(env)
         current = promotion.active_release(history)
         wanted = self.resolve(env, to) if to is not None and current is not None else None
         release_id = promotion.rollback_target(env.name, history, wanted)
+        gate = promotion.approval_gate(env.config.gates, approve, approver)
+        failed = promotion.failed_gates(gate)
+        if failed:
+            with self.connect(env) as conn:
+                self._log(conn, release_id, "refused", False, {"rollback": True, "gates": gate})
+            raise GateRefused(
+                f"rollback of {env.name} to {short(release_id)} refused: "
+                + "; ".join(f"{k}: {v}" for k, v in failed.items()),
+                "nothing changed; roll back with --approve as one of the approvers",
+            )
         record = self.record(env, release_id)
         with env.registry() as registry:
             for name, info in record["images"].items():
@@ -346,6 +522,6 @@ class Releases:
                     )
         with self.connect(env) as conn:
             self._lock(conn, env)
-            self._log(conn, release_id, "rolled-back", True, {"from": current})
-            self._write_active(env, release_id, record)
+            self._log(conn, release_id, "rolled-back", True, {"from": current, "gates": gate})
+            self._activate(env, release_id, record)
         return release_id

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from dataops.clients.airflow_api import FINISHED, AirflowClient, render_log_event
 from dataops.core.pipeline import PipelineSpec, load_spec
 from dataops.core.progress import Report
+from dataops.core.promotion import short
 from dataops.core.timespan import intervals
-from dataops.errors import DataOpsError, ExitCode
+from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment
 
 POLL_SECONDS = 2.0
@@ -51,13 +53,18 @@ class FailedTask:
 
 
 class PipelineRunner:
-    """Runs of one pipeline in `env`'s Airflow, through its REST API."""
+    """Runs of one pipeline in `env`'s own Airflow deployment, through its REST API, on the
+    release `env` runs: the spec (for the schedule) comes from that release's DAG code, and a
+    run is started only once the deployment serves that release and says it is `env`'s."""
 
-    def __init__(self, env: Environment, pipeline: str, report: Report) -> None:
+    def __init__(
+        self, env: Environment, pipeline: str, report: Report, release_id: str, dags: Path
+    ) -> None:
         self.env = env
         self.pipeline = pipeline
         self.report = report
-        self.spec_path = env.project.root / "dags" / "pipelines" / f"{pipeline}.yml"
+        self.release_id = release_id
+        self.spec_path = dags / "pipelines" / f"{pipeline}.yml"
         self._client: AirflowClient | None = None
 
     @property
@@ -73,16 +80,47 @@ class PipelineRunner:
     @property
     def logs(self) -> Path:
         """Where the local Airflow writes this pipeline's task logs."""
-        return self.env.state.airflow_home / "logs" / f"dag_id={self.pipeline}"
+        return self.env.airflow_home / "logs" / f"dag_id={self.pipeline}"
 
     def spec(self) -> PipelineSpec:
         if not self.spec_path.exists():
             raise DataOpsError(
-                f"no pipeline {self.pipeline!r} (no dags/pipelines/{self.pipeline}.yml)",
-                "ls dags/pipelines/ for the pipelines there are",
+                f"no pipeline {self.pipeline!r} in the release {self.env.name} runs "
+                f"({short(self.release_id)} has no dags/pipelines/{self.pipeline}.yml)",
+                "ls dags/pipelines/; a new pipeline runs once a release that has it is active",
                 exit_code=ExitCode.USAGE,
             )
         return load_spec(self.spec_path)
+
+    def check_deployment(self, dag: dict[str, Any], timeout: float = 60) -> None:
+        """Refuse an Airflow that is not `env`'s own (its DAGs carry the tag env:<name>), and
+        wait until it serves the release `env` runs."""
+        tags = {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
+        if f"env:{self.env.name}" not in tags:
+            other = sorted(t for t in tags if t.startswith("env:"))
+            raise DataOpsError(
+                f"the Airflow at {self.client.url} runs {', '.join(other) or 'no environment'}, "
+                f"not env:{self.env.name}: refusing to run {self.pipeline} there",
+                f"environments.{self.env.name}.airflow.url in dataops.yml must name "
+                f"{self.env.name}'s own deployment",
+                exit_code=ExitCode.USAGE,
+            )
+        from dataops.delivery.releases import serves
+
+        deadline = time.monotonic() + timeout
+        while not serves(dag, self.release_id):
+            if time.monotonic() > deadline:
+                raise NotReadyError(
+                    f"{self.env.name}'s Airflow serves {self.pipeline} from release "
+                    f"{short(str(dag.get('bundle_version')))}, not the active "
+                    f"{short(self.release_id)}",
+                    f"read {self.env.airflow_home}/logs/dag_processor",
+                )
+            self.report(
+                f"waiting for {self.env.name}'s Airflow to load release {short(self.release_id)}"
+            )
+            time.sleep(1)
+            dag = self.client.json("GET", f"/dags/{self.pipeline}")
 
     def intervals(self, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
         """The pipeline's schedule intervals from the one containing `first` to `last`'s."""
@@ -97,6 +135,7 @@ class PipelineRunner:
         """Trigger a run for each interval (or clear the one it has); unpause the DAG."""
         client = self.client
         dag = client.wait_for_dag(self.pipeline, dag_timeout, self.report)
+        self.check_deployment(dag)
         if dag.get("is_paused"):
             self.report(f"unpausing DAG {self.pipeline}")
             client.set_paused(self.pipeline, False)

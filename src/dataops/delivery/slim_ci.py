@@ -175,11 +175,26 @@ class SlimCi:
         names = sorted({schema, *(row[0] if row else [])})
         dropped = []
         with conn.transaction():
+            owners = dict(
+                conn.execute(
+                    "select nspname, pg_get_userbyid(nspowner) from pg_namespace"
+                    " where nspname = any(%s)",
+                    (names,),
+                ).fetchall()
+            )
+            row = conn.execute("select current_user").fetchone()
+            me = row[0] if row else ""
+            foreign = sorted(n for n, owner in owners.items() if owner != me)
+            if foreign:  # checked for all of them before any DROP
+                raise DataOpsError(
+                    f"CI schema {schema}: {', '.join(foreign)} belong to another role "
+                    f"({', '.join(sorted({owners[n] for n in foreign}))}), not {me}; "
+                    "nothing was dropped",
+                    "slim CI drops only schemas its own runs created; drop these by hand "
+                    "if they are yours to drop",
+                )
             for name in names:
-                exists = conn.execute(
-                    "select 1 from pg_namespace where nspname = %s", (name,)
-                ).fetchone()
-                if exists:
+                if name in owners:
                     conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
                     dropped.append(name)
             conn.execute("delete from dataops.ci_schemas where schema_name = %s", (schema,))

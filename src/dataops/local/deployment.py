@@ -1,6 +1,7 @@
-"""The Airflow deployment: api-server (web UI), scheduler, dag-processor, triggerer, with its
-metadata DB in the local PostgreSQL. (The DAG side is `dataops.airflow`; the REST client is
-`dataops.clients.airflow_api`.)"""
+"""One Airflow deployment per environment: api-server (web UI), scheduler, dag-processor,
+triggerer, with its own metadata DB in the local PostgreSQL, its own port and secrets, and the
+DAG code of its environment's active release as its only DAG bundle. (The DAG side is
+`dataops.airflow`; the REST client is `dataops.clients.airflow_api`.)"""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from dataops.local.host import require_free_port
 from dataops.local.postgres import Postgres
 from dataops.local.process import ManagedProcess
 from dataops.local.service import Health, Service, ServiceStatus, State
-from dataops.project.environment import Project
+from dataops.project.environment import Environment
 from dataops.project.state import atomic_write
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-JWT_SECRET_ENV = "DATAOPS_AIRFLOW_JWT_SECRET"
-API_SECRET_ENV = "DATAOPS_AIRFLOW_SECRET_KEY"
+BUNDLE_NAME = "release"
+BUNDLE_CLASS = "dataops.airflow.bundle.ReleaseDagBundle"
+# Seconds between the dag-processor's looks at the active release: a promotion or rollback is
+# running within a few seconds.
+BUNDLE_REFRESH_SECONDS = 2
 # The health endpoint's names for the components it reports on.
 _HEALTH_KEYS = {
     "metadatabase": "metadatabase",
@@ -35,45 +39,58 @@ _HEALTH_KEYS = {
 }
 
 
-def host_parallelism() -> int:
-    """LocalExecutor worker processes for this host: two per core (Airflow's default is 32)."""
-    return max(2, 2 * (os.cpu_count() or 1))
+def host_parallelism(deployments: int = 1) -> int:
+    """LocalExecutor worker processes of one deployment: two per core shared among the
+    deployments on this host, at least two (Airflow's default is 32)."""
+    return max(2, (2 * (os.cpu_count() or 1)) // max(1, deployments))
+
+
+def connection_uri(scheme: str, user: str, password: str, host: str, port: int, path: str) -> str:
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}" + (
+        f"/{path}" if path else ""
+    )
 
 
 class AirflowDeployment(Service):
-    """One Airflow 3 deployment, run as four supervised processes."""
+    """The Airflow 3 deployment of one environment, run as four supervised processes: its own
+    port, metadata DB and role, secrets, and only its own environment's connections."""
 
-    name = "airflow"
-
-    def __init__(self, project: Project, postgres: Postgres) -> None:
-        self.project = project
-        loaded = project.loaded
+    def __init__(self, env: Environment, postgres: Postgres, deployments: int = 1) -> None:
+        self.env = env
+        self.project = project = env.project
+        self.name = f"airflow-{env.name}"
         self.state = state = project.state
         self.secrets = project.secrets
         self.postgres = postgres
-        self.settings = loaded.config.platform.airflow
-        self.home = state.airflow_home
-        self.url = f"http://127.0.0.1:{self.settings.port}"
+        self.deployments = deployments
+        self.settings = env.config.airflow
+        self.admin_user = project.config.platform.airflow.admin_user
+        self.home = env.airflow_home
+        self.port = self.settings.port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = str(state.logs)
-        self.password_env = (
-            project.first_environment.config.airflow.password_env or "DATAOPS_AIRFLOW_PASSWORD"
-        )
         bindir = Path(sys.executable).parent
         self.program = bindir / "airflow"
-        self.env = {
-            **os.environ,
+        # Nothing of the caller's environment that names another environment's secrets.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DATAOPS_", "AIRFLOW_", "AIRFLOW__", "PG"))
+        }
+        self.env_vars = {
+            **inherited,
             "AIRFLOW_HOME": str(self.home),
             "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
         }
         self.components = {
             name: ManagedProcess(
-                name=f"airflow-{name}",
+                name=f"{self.name}-{name}",
                 argv=[str(self.program), name],
-                pidfile=state.pidfile(f"airflow-{name}"),
-                log=state.log(f"airflow-{name}"),
-                env=self.env,
-                cwd=loaded.root,
+                pidfile=state.pidfile(f"{self.name}-{name}"),
+                log=state.log(f"{self.name}-{name}"),
+                env=self.env_vars,
+                cwd=self.home,
             )
             for name in COMPONENTS
         }
@@ -81,46 +98,66 @@ class AirflowDeployment(Service):
     @property
     def parallelism(self) -> int:
         value = self.settings.parallelism
-        return host_parallelism() if value == "auto" else int(value)
+        return host_parallelism(self.deployments) if value == "auto" else int(value)
 
     def admin_credentials(self) -> tuple[str, str]:
-        return self.settings.admin_user, self.secrets.require(self.password_env)
+        return self.admin_user, self.env.airflow_password
 
     # -- files ---------------------------------------------------------------------------------
+    def bundle_config(self) -> str:
+        """The deployment's one DAG bundle: the DAG code of its environment's active release."""
+        return json.dumps(
+            [
+                {
+                    "name": BUNDLE_NAME,
+                    "classpath": BUNDLE_CLASS,
+                    "kwargs": {"refresh_interval": BUNDLE_REFRESH_SECONDS},
+                }
+            ]
+        )
+
     def render_config(self) -> str:
-        pg = self.project.config.platform.postgres
-        sql_alchemy = (
-            f"postgresql+psycopg2://{self.postgres.role}:{self.postgres.password()}"
-            f"@127.0.0.1:{pg.port}/{pg.airflow_database}"
+        env = self.env
+        sql_alchemy = connection_uri(
+            "postgresql+psycopg2",
+            env.airflow_database,
+            self.secrets.require(env.airflow_database_password_env),
+            "127.0.0.1",
+            self.postgres.port,
+            env.airflow_database,
         )
         parallelism = self.parallelism
-        return f"""# Written by `dataops up` from dataops.yml; edit that file instead. Keep private.
+        return f"""# Written by `dataops up` for {env.name}; edit dataops.yml instead. Private.
 [core]
-dags_folder = {self.project.root / "dags"}
+dags_folder = {self.home / "no-working-tree-dags"}
 executor = LocalExecutor
 parallelism = {parallelism}
 max_active_tasks_per_dag = {parallelism}
 load_examples = False
 auth_manager = airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-simple_auth_manager_users = {self.settings.admin_user}:admin
+simple_auth_manager_users = {self.admin_user}:admin
 simple_auth_manager_passwords_file = {self.home / "passwords.json"}
 execution_api_server_url = {self.url}/execution/
+instance_name = DataOps {env.name}
 
 [database]
 sql_alchemy_conn = {sql_alchemy}
 
 [api]
 host = 127.0.0.1
-port = {self.settings.port}
+port = {self.port}
 workers = 1
 base_url = {self.url}
-secret_key = {self.secrets.require(API_SECRET_ENV)}
+secret_key = {self.secrets.require(env.airflow_secret_key_env)}
 
 [api_auth]
-jwt_secret = {self.secrets.require(JWT_SECRET_ENV)}
+jwt_secret = {self.secrets.require(env.airflow_jwt_secret_env)}
 
 [dag_processor]
-parsing_processes = 1
+dag_bundle_config_list = {self.bundle_config()}
+dag_bundle_storage_path = {self.home / "dag_bundles"}
+bundle_refresh_check_interval = {BUNDLE_REFRESH_SECONDS}
+parsing_processes = 2
 refresh_interval = 30
 
 [scheduler]
@@ -132,29 +169,35 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
 """
 
     def dataops_env(self) -> dict[str, str]:
-        """What the DAGs read from the environment: which environment this Airflow runs,
-        where the task data and the image records live, and one connection per warehouse."""
-        env = {
-            "DATAOPS_ENV": "dev",
-            "DATAOPS_DATA_DIR": str(self.state.data),
-            # The active release of dev (dataops release create / promote / rollback).
-            "DATAOPS_ACTIVE_FILE": str(self.state.active_release("dev")),
+        """What this deployment's DAGs and bundle read from the environment: which environment
+        it runs, its task data, its active release, and its own warehouse connection and
+        registry credentials (no other environment's)."""
+        env = self.env
+        wh = env.config.warehouse
+        registry = env.config.registry
+        values = {
+            "DATAOPS_ENV": env.name,
+            "DATAOPS_DATA_DIR": str(env.data_dir),
+            "DATAOPS_TASK_SECRETS_DIR": str(self.state.task_secrets(env.name)),
+            "DATAOPS_ACTIVE_FILE": str(env.active_release_file),
+            "DATAOPS_REGISTRY": registry.address,
+            "DATAOPS_REGISTRY_URL": registry.url,
+            f"AIRFLOW_CONN_WAREHOUSE_{env.name.upper()}": connection_uri(
+                "postgres", wh.user, env.warehouse_password, wh.host, wh.port, wh.database
+            ),
         }
-        for environment in self.project.environments():
-            wh = environment.config.warehouse
-            password = environment.warehouse_password
-            env[f"AIRFLOW_CONN_WAREHOUSE_{environment.name.upper()}"] = (
-                f"postgres://{quote(wh.user, safe='')}:{quote(password, safe='')}"
-                f"@{wh.host}:{wh.port}/{wh.database}"
+        credentials = env.registry_credentials
+        if credentials:
+            values[f"AIRFLOW_CONN_REGISTRY_{env.name.upper()}"] = connection_uri(
+                "docker", *credentials, registry.host, registry.port, ""
             )
-        return env
+        return values
 
     def _write_files(self) -> bool:
         self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
         extra = self.dataops_env()
-        self.env.update(extra)
-        for proc in self.components.values():
-            proc.env = self.env
+        self.env_vars.update(extra)
         text = "".join(f"{key}={value}\n" for key, value in sorted(extra.items()))
         changed = atomic_write(self.home / "dataops.env", text, 0o600)
         changed |= atomic_write(self.home / "airflow.cfg", self.render_config(), 0o600)
@@ -173,20 +216,22 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         ).hexdigest()
         if stamp.exists() and stamp.read_text().strip() == key:
             return False
-        report("migrating the Airflow metadata database (first run takes about a minute)")
-        log = self.state.log("airflow-db-migrate")
+        report(f"{self.name}: migrating its metadata database (first run takes about a minute)")
+        log = self.state.log(f"{self.name}-db-migrate")
         with log.open("ab") as handle:
             result = subprocess.run(
                 [str(self.program), "db", "migrate"],
-                env=self.env,
+                env=self.env_vars,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 check=False,
-                cwd=self.project.root,
+                cwd=self.home,
             )
         if result.returncode != 0:
             raise NotReadyError(
-                "airflow db migrate failed", "read the log and run `dataops up` again", log=str(log)
+                f"{self.name}: airflow db migrate failed",
+                "read the log and run `dataops up` again",
+                log=str(log),
             )
         atomic_write(stamp, key + "\n")
         return True
@@ -220,7 +265,8 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         detail = (
             "; ".join(problems)
             if problems
-            else f"web UI {self.url} (LocalExecutor, parallelism {self.parallelism})"
+            else f"{self.env.name} web UI {self.url} (LocalExecutor, "
+            f"parallelism {self.parallelism})"
         )
         return ServiceStatus(
             self.name,
@@ -236,7 +282,7 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
     def up(self, report: Report) -> bool:
         changed = self._write_files()
         if changed and any(proc.pid() for proc in self.components.values()):
-            report("airflow: configuration changed, restarting its components")
+            report(f"{self.name}: configuration changed, restarting its components")
             for proc in self.components.values():
                 proc.stop()
         changed |= self._migrate(report)
@@ -244,17 +290,17 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
             if proc.pid() is not None:
                 continue
             if name == "api-server":
-                require_free_port(self.settings.port, "platform.airflow.port")
-            report(f"starting airflow {name}")
+                require_free_port(self.port, f"environments.{self.env.name}.airflow.url")
+            report(f"starting {self.name} {name}")
             proc.start()
             changed = True
-        self.wait_healthy(300, "airflow (api-server, scheduler, dag-processor, triggerer)")
+        self.wait_healthy(300, f"{self.name} (api-server, scheduler, dag-processor, triggerer)")
         return changed
 
     def down(self, report: Report) -> bool:
         stopped = False
         for name, proc in reversed(self.components.items()):
             if proc.pid() is not None:
-                report(f"stopping airflow {name}")
+                report(f"stopping {self.name} {name}")
                 stopped |= proc.stop()
         return stopped

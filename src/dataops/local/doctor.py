@@ -83,7 +83,9 @@ def run_checks(project: Project) -> list[Check]:
         (r.name, r.config.port, f"environments.{r.env_name}.registry.address")
         for r in platform.registries
     ]
-    ports.append(("airflow", loaded.config.platform.airflow.port, "platform.airflow.port"))
+    ports += [
+        (d.name, d.port, f"environments.{d.env.name}.airflow.url") for d in platform.deployments
+    ]
     for name, port, key in ports:
         if port_is_free(port):
             checks.append(Check(f"port {port}", True, f"free for {name}"))

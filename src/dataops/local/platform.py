@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dataops.core.progress import Report
 from dataops.local.base_image import BaseImage, ensure_base_image
-from dataops.local.deployment import API_SECRET_ENV, JWT_SECRET_ENV, AirflowDeployment
+from dataops.local.deployment import AirflowDeployment
 from dataops.local.docker_engine import DockerEngine
 from dataops.local.host import ensure_python_packages, install_packages, missing_packages
 from dataops.local.postgres import Postgres
@@ -37,11 +38,30 @@ class LocalPlatform:
             for env in project.environments()
             if env.config.registry.host in ("127.0.0.1", "localhost")
         ]
-        self.airflow = AirflowDeployment(project, self.postgres)
+        local = [
+            env
+            for env in project.environments()
+            if env.config.airflow.url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
+        ]
+        self.deployments = [AirflowDeployment(env, self.postgres, len(local)) for env in local]
 
     @property
     def services(self) -> list[Service]:
-        return [self.postgres, self.docker, *self.registries, self.airflow]
+        return [self.postgres, self.docker, *self.registries, *self.deployments]
+
+    def deployment(self, env: str) -> AirflowDeployment:
+        for deployment in self.deployments:
+            if deployment.env.name == env:
+                return deployment
+        raise KeyError(env)
+
+    def services_of(self, envs: list[str]) -> list[str]:
+        """The services `dataops up --env E` brings up: the shared ones (postgres, docker) and
+        E's registry and deployment."""
+        names = [self.postgres.name, self.docker.name]
+        names += [r.name for r in self.registries if r.env.name in envs]
+        names += [d.name for d in self.deployments if d.env.name in envs]
+        return names
 
     def service(self, name: str) -> Service:
         for service in self.services:
@@ -52,16 +72,10 @@ class LocalPlatform:
     def secret_names(self) -> list[str]:
         names: list[str] = [
             HTTP_SECRET_ENV,
-            JWT_SECRET_ENV,
-            API_SECRET_ENV,
-            self.airflow.password_env,
+            self.project.config.platform.postgres.admin_password_env,
         ]
-        for env in self.project.config.environments.values():
-            names.append(env.warehouse.password_env)
-            if env.registry.password_env:
-                names.append(env.registry.password_env)
-            if env.airflow.password_env:
-                names.append(env.airflow.password_env)
+        for env in self.project.environments():
+            names += env.secret_names()
         return names
 
     def status(self) -> list[ServiceStatus]:
@@ -75,7 +89,7 @@ class LocalPlatform:
         install: bool = True,
         base_image: bool = True,
     ) -> UpResult:
-        self.state.ensure()
+        self.state.ensure(self.project.names)
         if install:
             missing = missing_packages()
             if missing:
@@ -84,18 +98,25 @@ class LocalPlatform:
         generated = self.secrets.ensure(self.secret_names())
         changed: list[str] = []
         image = None
-        for service in self.services:
-            if only and service.name not in only:
+        wanted = [s for s in self.services if not only or s.name in only]
+        for service in wanted:
+            if isinstance(service, AirflowDeployment):
                 continue
-            if service is self.airflow and base_image and not only:
-                # The base image before Airflow, so DAG runs never wait for it.
-                image = ensure_base_image(
-                    self.project.config.platform.base_image, self.state, report
-                )
-                if image.changed:
-                    changed.append("base-image")
             if service.up(report):
                 changed.append(service.name)
+        deployments = [s for s in wanted if isinstance(s, AirflowDeployment)]
+        if deployments and base_image:
+            # The base image before Airflow, so DAG runs never wait for it.
+            image = ensure_base_image(self.project.config.platform.base_image, self.state, report)
+            if image.changed:
+                changed.append("base-image")
+        # The deployments come up side by side: each mostly waits on its own processes.
+        with ThreadPoolExecutor(max_workers=max(1, len(deployments))) as pool:
+            for deployment, did in zip(
+                deployments, pool.map(lambda d: d.up(report), deployments), strict=True
+            ):
+                if did:
+                    changed.append(deployment.name)
         statuses = [s.status() for s in self.services if not only or s.name in only]
         return UpResult(changed, generated, image, statuses)
 

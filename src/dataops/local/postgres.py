@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 
 from dataops.core.progress import Report
+from dataops.core.promotion import RELEASE_HISTORY_DDL
 from dataops.errors import ConfigError, NotReadyError
 from dataops.local.host import grant_traverse, is_root, require_free_port
 from dataops.local.process import process_alive
@@ -37,17 +38,41 @@ class Postgres(Service):
 
     def __init__(self, project: Project) -> None:
         config = project.config
+        self.project = project
         self.state = state = project.state
-        self.port = config.platform.postgres.port
+        self.settings = config.platform.postgres
+        self.port = self.settings.port
         self.data = state.postgres / "data"
         self.log_path = str(state.log("postgres"))
         self.user = "postgres" if is_root() else None
-        self.databases = sorted({e.warehouse.database for e in config.environments.values()})
-        self.databases.append(config.platform.postgres.airflow_database)
-        # One login role for the warehouses and the metadata DB: the first environment's.
-        self.owner = project.first_environment
-        self.role = self.owner.config.warehouse.user
-        self.password_env = self.owner.config.warehouse.password_env
+        # The admin role owns the databases, each warehouse's `dataops` schema and its release
+        # history; every environment logs in with its own role, to its own databases only.
+        self.admin = self.settings.admin_user
+
+    def logins(self) -> list[tuple[str, str, str, str]]:
+        """(database, role, password, what) of every database the platform provisions."""
+        found = []
+        for env in self.project.environments():
+            if env.config.warehouse.port != self.port or env.config.warehouse.host not in (
+                "127.0.0.1",
+                "localhost",
+            ):
+                continue
+            wh = env.config.warehouse
+            found.append((wh.database, wh.user, env.warehouse_password, f"{env.name} warehouse"))
+            found.append(
+                (
+                    env.airflow_database,
+                    env.airflow_database,
+                    self.project.secrets.require(env.airflow_database_password_env),
+                    f"{env.name} Airflow metadata",
+                )
+            )
+        return found
+
+    @property
+    def databases(self) -> list[str]:
+        return [database for database, *_ in self.logins()]
 
     # -- helpers -------------------------------------------------------------------------------
     def _as_owner(self, argv: list[str]) -> list[str]:
@@ -65,16 +90,16 @@ class Postgres(Service):
             return None
         return pid if process_alive(pid) else None
 
-    def password(self) -> str:
-        return self.owner.warehouse_password
+    def admin_password(self) -> str:
+        return self.project.secrets.require(self.settings.admin_password_env)
 
-    def dsn(self, database: str) -> str:
+    def dsn(self, database: str, role: str | None = None, password: str | None = None) -> str:
         return psycopg.conninfo.make_conninfo(
             host="127.0.0.1",
             port=self.port,
             dbname=database,
-            user=self.role,
-            password=self.password(),
+            user=role or self.admin,
+            password=password or self.admin_password(),
         )
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
@@ -112,10 +137,11 @@ class Postgres(Service):
                 self.name, State.STOPPED, Health.UNKNOWN, address, log=self.log_path
             )
         try:
-            for database in self.databases:
-                with psycopg.connect(self.dsn(database), connect_timeout=3) as conn:
-                    conn.execute("select 1")
-        except (psycopg.Error, ConfigError) as exc:
+            logins = self.logins()
+            for database, role, password, _ in logins:
+                with psycopg.connect(self.dsn(database, role, password), connect_timeout=3) as c:
+                    c.execute("select 1")
+        except (psycopg.Error, ConfigError, NotReadyError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return ServiceStatus(
                 self.name, State.RUNNING, Health.UNHEALTHY, address, pid, detail, self.log_path
@@ -126,7 +152,7 @@ class Postgres(Service):
             Health.HEALTHY,
             address,
             pid,
-            f"databases: {', '.join(self.databases)}",
+            f"databases: {', '.join(d for d, *_ in logins)} (one role each)",
             self.log_path,
         )
 
@@ -235,29 +261,59 @@ class Postgres(Service):
                 shutil.chown(self.data / name, self.user, self.user)
         return changed
 
-    def _provision(self, report: Report) -> bool:
-        changed = False
-        password = self.password()
-        exists = self._psql(f"select 1 from pg_roles where rolname = '{self.role}'")
+    def _role(self, role: str, password: str, report: Report, extra: str = "") -> bool:
+        """Create `role` (login) or fix its password; True when something changed."""
+        exists = self._psql(f"select 1 from pg_roles where rolname = '{role}'")
         if not exists:
-            report(f"creating role {self.role}")
-            self._psql(f"create role {self.role} login createdb password '{_quote(password)}'")
-            changed = True
-        else:
-            try:
-                with psycopg.connect(self.dsn("postgres"), connect_timeout=3):
-                    pass
-            except psycopg.OperationalError:
-                report(f"updating the password of role {self.role} (from {self.password_env})")
-                self._psql(f"alter role {self.role} password '{_quote(password)}'")
-                changed = True
+            report(f"creating role {role}")
+            self._psql(f"create role {role} login {extra} password '{_quote(password)}'")
+            return True
+        try:
+            with psycopg.connect(self.dsn("postgres", role, password), connect_timeout=3):
+                return False
+        except psycopg.OperationalError as exc:
+            if "password authentication failed" not in str(exc):
+                return False  # e.g. no CONNECT on the postgres database: the password is fine
+        report(f"updating the password of role {role}")
+        self._psql(f"alter role {role} password '{_quote(password)}'")
+        return True
+
+    def _provision(self, report: Report) -> bool:
+        changed = self._role(self.admin, self.admin_password(), report, "createdb")
         present = set(self._psql("select datname from pg_database").split())
-        for database in self.databases:
+        for database, role, password, what in self.logins():
+            changed |= self._role(role, password, report)
+            # The admin may create databases owned by the environments' roles (scratch ones).
+            self._psql(f"grant {role} to {self.admin}")
             if database not in present:
-                report(f"creating database {database}")
-                self._psql(f"create database {database} owner {self.role}")
+                report(f"creating database {database} ({what}, only {role} may connect)")
+                owner = role if role == database else self.admin
+                self._psql(f"create database {database} owner {owner}")
                 changed = True
+            # Nobody but its own role (and the admin) connects to a database: the dev
+            # deployment's role is refused by warehouse_prod.
+            self._psql(
+                f"revoke connect, temporary on database {database} from public;\n"
+                f"grant connect, temporary, create on database {database} to {role};\n"
+                f"grant connect on database {database} to {self.admin};"
+            )
+            if role != database:  # a warehouse: the release history, owned by the admin
+                self._psql(history_sql(self.admin, role), database)
         return changed
+
+
+def history_sql(admin: str, runtime: str) -> str:
+    """The `dataops` schema and the append-only release history, owned by `admin`: `runtime`
+    (the environment's role, used by its deployment and the CLI) may read and append, and
+    create its own bookkeeping tables in the schema, but not change or drop the history."""
+    return f"""
+set role {admin};
+{RELEASE_HISTORY_DDL};
+reset role;
+grant usage, create on schema dataops to {runtime};
+grant select, insert on dataops.release_history to {runtime};
+grant usage on sequence dataops.release_history_id_seq to {runtime};
+"""
 
 
 def _quote(value: str) -> str:

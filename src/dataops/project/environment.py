@@ -74,11 +74,8 @@ class Project:
         return found
 
     @property
-    def first_environment(self) -> Environment:
-        """The first environment of dataops.yml: the local platform's shared PostgreSQL role
-        and Airflow login are its (one deployment, one role until each environment has its
-        own)."""
-        return self.environment(next(iter(self.config.environments)))
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.config.environments)
 
     def environments(self) -> Iterator[Environment]:
         for name in self.config.environments:
@@ -127,6 +124,39 @@ class Environment:
     def airflow_password(self) -> str:
         return self.project.secret(("environments", self.name, "airflow", "password_env"))
 
+    # -- the environment's own Airflow deployment ----------------------------------------------
+    @property
+    def airflow_database(self) -> str:
+        return self.config.airflow.database or f"airflow_{self.name}"
+
+    @property
+    def _prefix(self) -> str:
+        return f"DATAOPS_AIRFLOW_{self.name.upper().replace('-', '_')}"
+
+    @property
+    def airflow_database_password_env(self) -> str:
+        return self.config.airflow.database_password_env or f"{self._prefix}_DB_PASSWORD"
+
+    @property
+    def airflow_jwt_secret_env(self) -> str:
+        return f"{self._prefix}_JWT_SECRET"
+
+    @property
+    def airflow_secret_key_env(self) -> str:
+        return f"{self._prefix}_SECRET_KEY"
+
+    def secret_names(self) -> list[str]:
+        """Every secret of this environment that the local platform generates when unset."""
+        config = self.config
+        names = [
+            config.warehouse.password_env,
+            self.airflow_database_password_env,
+            self.airflow_jwt_secret_env,
+            self.airflow_secret_key_env,
+        ]
+        names += [n for n in (config.registry.password_env, config.airflow.password_env) if n]
+        return names
+
     # -- the warehouse -------------------------------------------------------------------------
     @cached_property
     def warehouse_dsn(self) -> str:
@@ -166,6 +196,14 @@ class Environment:
         return AirflowClient(airflow.url.rstrip("/"), airflow.username, self.airflow_password)
 
     # -- state ---------------------------------------------------------------------------------
+    @property
+    def airflow_home(self) -> Path:
+        return self.state.airflow_home(self.name)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state.data(self.name)
+
     @property
     def builds_file(self) -> Path:
         return self.state.builds(self.name)

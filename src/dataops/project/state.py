@@ -42,14 +42,19 @@ class StateDir:
     def registries(self) -> Path:
         return self.root / "registries"
 
-    @property
-    def airflow_home(self) -> Path:
-        return self.root / "airflow"
+    def airflow_home(self, env: str) -> Path:
+        """AIRFLOW_HOME of ENV's deployment: airflow.cfg, its logs, its DAG bundle versions."""
+        return self.root / "airflow" / env
 
-    @property
-    def data(self) -> Path:
-        """The task containers' /data: incoming/ (the file drop) and staged/ (extracted batches)."""
-        return self.root / "data"
+    def data(self, env: str) -> Path:
+        """ENV's task containers' /data: incoming/ (the file drop) and staged/ (extracted
+        batches). One folder per environment: no environment's tasks see another's files."""
+        return self.root / "data" / env
+
+    def task_secrets(self, env: str) -> Path:
+        """Where ENV's deployment writes each task container's credentials file (0700), mounted
+        read-only into the container and removed when the task ends."""
+        return self.root / "run" / "task-secrets" / env
 
     @property
     def cache(self) -> Path:
@@ -72,6 +77,10 @@ class StateDir:
         """The release ENV runs: its image refs, written on every activation."""
         return self.root / "releases" / active_release_filename(env)
 
+    def release_sources(self, release_id: str) -> Path:
+        """A release's DAG code and migrations, extracted from its artifact (read-only use)."""
+        return self.root / "releases" / "sources" / release_id.replace(":", "-")
+
     def build_context(self, image: str) -> Path:
         return self.root / "build" / image
 
@@ -92,14 +101,19 @@ class StateDir:
     def pidfile(self, name: str) -> Path:
         return self.run / f"{name}.pid"
 
-    def ensure(self) -> None:
-        for folder in (self.root, self.logs, self.run, self.cache, self.data / "incoming"):
+    def ensure(self, envs: tuple[str, ...] = ()) -> None:
+        for folder in (self.root, self.logs, self.run, self.cache):
             folder.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
-        # Task containers run as uid 10001; they write extracted batches here.
-        staged = self.data / "staged"
-        staged.mkdir(parents=True, exist_ok=True)
-        staged.chmod(0o1777)
+        for env in envs:
+            (self.data(env) / "incoming").mkdir(parents=True, exist_ok=True)
+            # Task containers run as uid 10001; they write extracted batches here.
+            staged = self.data(env) / "staged"
+            staged.mkdir(parents=True, exist_ok=True)
+            staged.chmod(0o1777)
+            secrets = self.task_secrets(env)
+            secrets.mkdir(parents=True, exist_ok=True)
+            secrets.chmod(0o711)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> bool:

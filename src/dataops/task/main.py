@@ -7,6 +7,9 @@ Configuration comes from the environment, as a container's does:
   DATAOPS_INTERVAL_END
   DATAOPS_DATA_DIR         the shared data folder (default /data): incoming/ and staged/
   PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD   the warehouse (libpq's own variables)
+  DATAOPS_SECRETS_FILE     KEY=VALUE lines read into the environment first: the deployment
+                           mounts the task's credentials (PGPASSWORD) as this file, so they
+                           are never in the container's configuration (`docker inspect`)
 
 transform (the dbt step) takes --select, --target and --audit instead of a spec and an
 interval: it builds and tests the selection in audit schemas and publishes it only when every
@@ -53,6 +56,22 @@ def _spec() -> PipelineSpec:
         raise TaskError(f"DATAOPS_TASK_SPEC is not a valid pipeline spec: {exc}") from None
 
 
+def load_secrets_file() -> None:
+    """The credentials the deployment mounted for this task, into this process's environment
+    (the child processes, dbt and psql, inherit them). Never printed."""
+    path = os.environ.get("DATAOPS_SECRETS_FILE")
+    if not path:
+        return
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise TaskError(f"cannot read the task's credentials file {path}: {exc.strerror}") from None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            os.environ[key.strip()] = value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dataops-task",
@@ -73,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.step is None:
         parser.error("name the step (extract, load or transform), or set DATAOPS_TASK")
     data_dir = Path(os.environ.get("DATAOPS_DATA_DIR", "/data"))
+    try:
+        load_secrets_file()
+    except TaskError as exc:
+        print(f"dataops-task {args.step} failed: {exc}", file=sys.stderr)
+        return 1
     if args.step == "transform":
         missing = [f"--{n}" for n in ("select", "target", "audit") if not getattr(args, n)]
         if missing:

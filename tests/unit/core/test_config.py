@@ -65,9 +65,10 @@ def test_every_problem_is_listed_in_file_order(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))
     lines = str(caught.value).splitlines()
-    assert lines[0].startswith("2 problems in")
+    assert lines[0].startswith("4 problems in")
     assert "version: 2 is not allowed" in lines[1]
-    assert "platform.airflow.parallelism: 'lots' is not allowed" in lines[2]
+    for line, env in zip(lines[2:5], ("dev", "staging", "prod"), strict=True):
+        assert f"environments.{env}.airflow.parallelism: 'lots' is not allowed" in line
 
 
 def test_missing_environment_and_bad_reference(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_the_latest_result_of_each_required_check_counts(
 @pytest.mark.parametrize(
     ("approve", "approver", "outcome"),
     [
-        (False, "maria.k", "failed: prod needs --approve"),
+        (False, "maria.k", "failed: this environment needs --approve"),
         (True, "tom.r", "failed: 'tom.r' may not approve (approvers: maria.k, j.okafor)"),
         (True, "maria.k", "passed: approved by maria.k"),
         (True, "j.okafor", "passed: approved by j.okafor"),
@@ -189,7 +189,7 @@ def test_failed_gates_keeps_only_the_failures() -> None:
     results = evaluate_gates(gates, "staging", history, approve=False, approver="maria.k")
     assert failed_gates(results) == {
         "check smoke in staging": "failed: orders: 0 rows",
-        "approval": "failed: prod needs --approve",
+        "approval": "failed: this environment needs --approve",
     }
 
 
@@ -351,3 +351,19 @@ def test_require_source_without_promote_from_is_a_usage_error() -> None:
     with pytest.raises(DataOpsError, match="preprod has no promote_from") as caught:
         require_source(GatesConfig(), "preprod")
     assert caught.value.exit_code is ExitCode.USAGE
+
+
+def test_a_rollback_needs_the_same_approval_as_a_promotion() -> None:
+    """approval_gate is what both `promote` and `rollback` ask; no approval, no entry."""
+    from dataops.core.promotion import approval_gate
+
+    open_gates = GatesConfig(promote_from="dev")
+    assert approval_gate(open_gates, approve=False, approver="anyone") == {}
+    guarded = GatesConfig(promote_from="uat", require_approval=True, approvers=["li.wei"])
+    assert approval_gate(guarded, False, "li.wei") == {
+        "approval": "failed: this environment needs --approve"
+    }
+    assert approval_gate(guarded, True, "li.wei") == {"approval": "passed: approved by li.wei"}
+    assert failed_gates(approval_gate(guarded, True, "eve")) == {
+        "approval": "failed: 'eve' may not approve (approvers: li.wei)"
+    }

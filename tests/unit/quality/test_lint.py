@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT, run_dataops
 
 NO_WAREHOUSE = {k: "" for k in ("PGHOST", "PGPASSWORD", "PGUSER", "PGDATABASE")} | {
-    "DATAOPS_WAREHOUSE_PASSWORD": ""
+    f"DATAOPS_WAREHOUSE_{env}_PASSWORD": "" for env in ("DEV", "STAGING", "PROD")
 }
 
 
