@@ -147,3 +147,28 @@ def test_sweep_rejects_an_age_it_cannot_read(ready: psycopg.Connection) -> None:
     result = run_dataops("ci", "sweep", "--older-than", "yesterday")
     assert result.returncode == 2
     assert "30m, 24h, 7d" in result.stderr
+
+
+def test_sweep_refuses_a_registered_schema_its_role_does_not_own(
+    ready: psycopg.Connection,
+) -> None:
+    """A registry row naming a schema someone else made (here the admin): the sweep refuses
+    before any DROP, and both that schema and its table survive."""
+    ready.execute("drop schema if exists ci_foreign_marts cascade")
+    ready.execute("create schema ci_foreign_marts")  # as the admin, not dev's role
+    ready.execute("create table ci_foreign_marts.keep_me as select 1 as id")
+    ready.execute(
+        "insert into dataops.ci_schemas (schema_name, created_at, schemas)"
+        " values ('ci_foreign', now() - interval '3 days', %s) on conflict (schema_name)"
+        " do update set created_at = excluded.created_at, schemas = excluded.schemas",
+        (["ci_foreign_marts"],),
+    )
+    try:
+        swept = run_dataops("ci", "sweep", "--env", "dev", "--older-than", "1d")
+        assert swept.returncode == 1, swept.stdout + swept.stderr
+        assert "ci_foreign_marts belong to another role (dataops), not dataops_dev" in swept.stderr
+        assert "Traceback" not in swept.stderr
+        assert ready.execute("select id from ci_foreign_marts.keep_me").fetchall() == [(1,)]
+    finally:
+        ready.execute("drop schema if exists ci_foreign_marts cascade")
+        ready.execute("delete from dataops.ci_schemas where schema_name = 'ci_foreign'")
