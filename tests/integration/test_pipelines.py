@@ -179,7 +179,7 @@ def test_a_failing_container_fails_the_run_with_its_error(ready: psycopg.Connect
 def test_a_container_left_by_a_killed_try_does_not_block_the_retry(
     ready: psycopg.Connection,
 ) -> None:
-    name = "dataops-airlines-extract-20130107T000000"
+    name = "dataops-dev-airlines-extract-20130107T000000"
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     orphan = subprocess.run(
         [

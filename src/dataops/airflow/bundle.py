@@ -55,7 +55,8 @@ class ReleaseDagBundle(BaseDagBundle):
         self._current: str | None = self.version
 
     def folder(self, release_id: str) -> Path:
-        return self.versions_dir / release_id.replace(":", "-")
+        # Exactly Airflow's own path for a version (its stale-version cleanup removes it).
+        return self.versions_dir / release_id
 
     @property
     def path(self) -> Path:

@@ -129,7 +129,9 @@ def _docker_operator(
         image=_image(task),
         command=task_args(spec, task, env),
         environment={**warehouse, **task_env(spec, task, env)},
-        container_name=f"dataops-{dag.dag_id}-{task.task_id}-{{{{ ts_nodash }}}}",
+        # One Docker engine may serve several deployments: the name carries the environment,
+        # so a try never removes another environment's container of the same interval.
+        container_name=f"dataops-{env}-{dag.dag_id}-{task.task_id}-{{{{ ts_nodash }}}}",
         docker_url=DOCKER_URL,
         network_mode="host",
         mounts=[Mount(target="/data", source=runtime.data_dir(), type="bind")],

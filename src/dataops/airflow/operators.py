@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,18 @@ class TaskContainerOperator(DockerOperator):
             return None
         password = BaseHook.get_connection(self.warehouse_conn_id).password or ""
         base = Path(os.environ.get("DATAOPS_TASK_SECRETS_DIR", "/var/lib/dataops/task-secrets"))
-        folder = base / (self.container_name or self.task_id)
+        root = os.geteuid() == 0
+        # As root the file is handed to the task user (0400). Otherwise the folder gets an
+        # unguessable name in a folder nobody may list (0711), so only this try finds it.
+        name = self.container_name or self.task_id
+        folder = base / (name if root else f"{name}-{secrets.token_hex(16)}")
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, mode=0o700)
+        folder.mkdir(parents=True, mode=0o700 if root else 0o711)
         path = folder / "secrets.env"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400 if root else 0o444)
         with os.fdopen(fd, "w") as handle:
             handle.write(f"PGPASSWORD={password}\n")
-        if os.geteuid() == 0:
+        if root:
             os.chown(folder, TASK_UID, TASK_UID)
             os.chown(path, TASK_UID, TASK_UID)
         self.mounts = [

@@ -29,5 +29,22 @@ def is_bare(repo: Path) -> bool:
 
 def dirty_paths(root: Path, *paths: str) -> list[str]:
     """Files under `paths` (all when none) that differ from HEAD or are untracked."""
-    out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
-    return [line[3:] for line in out.splitlines() if line.strip()]
+    argv = ["git", "-C", str(root), "status", "--porcelain", "-z", "--untracked-files=all"]
+    done = subprocess.run(
+        [*argv, "--", *paths],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return []
+    # -z: "XY path\0" entries (a rename adds its old path as one more entry, skipped here)
+    entries = done.stdout.split("\0")
+    found, skip = [], False
+    for entry in entries:
+        if skip or len(entry) < 4:
+            skip = False
+            continue
+        found.append(entry[3:])
+        skip = entry[0] in "RC"
+    return found

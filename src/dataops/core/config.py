@@ -208,7 +208,29 @@ class ProjectConfig(_Strict):
             source = env.gates.promote_from
             if source is not None and source not in value:
                 raise ValueError(f"{name}.gates.promote_from names unknown environment {source!r}")
+        # Each environment logs in to its warehouse with a role of its own.
+        seen: dict[tuple[str, int, str], str] = {}
+        for name, env in value.items():
+            key = (env.warehouse.host, env.warehouse.port, env.warehouse.user)
+            if key in seen:
+                raise ValueError(
+                    f"{name}.warehouse.user {env.warehouse.user!r} is also "
+                    f"{seen[key]}.warehouse.user: every environment needs its own role "
+                    "(e.g. dataops_<env>), so none can reach another's data"
+                )
+            seen[key] = name
         return value
+
+    @model_validator(mode="after")
+    def _admin_is_no_environment_role(self) -> ProjectConfig:
+        admin = self.platform.postgres.admin_user
+        for name, env in self.environments.items():
+            if env.warehouse.user == admin:
+                raise ValueError(
+                    f"environments.{name}.warehouse.user is {admin!r}, the platform's admin "
+                    "role (platform.postgres.admin_user): give the environment a role of its own"
+                )
+        return self
 
 
 @dataclass(frozen=True)

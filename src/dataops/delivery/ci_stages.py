@@ -84,7 +84,7 @@ def _build_note(output: str) -> str:
 def _migrate_note(output: str) -> str:
     data = _json(output)
     if isinstance(data, list):
-        if data and "statements" in data[0]:  # a plan: nothing was applied
+        if data and "ms" not in data[0]:  # a plan (an apply reports each one's ms)
             return f"would apply {', '.join(a['script'] for a in data)} (plan only)"
         return f"applied {', '.join(a['script'] for a in data)}" if data else "nothing to apply"
     return ""

@@ -276,7 +276,14 @@ class Releases:
         """Make `release_id` the one `env` runs: the active-release file its deployment's DAG
         bundle follows, then wait until the deployment serves it."""
         self._write_active(env, release_id, record)
-        self.await_deployment(env, release_id)
+        try:
+            self.await_deployment(env, release_id)
+        except DataOpsError as exc:
+            raise NotReadyError(
+                f"release {short(release_id)} is active in {env.name} (recorded), but its "
+                f"Airflow did not load it: {exc.reason}",
+                f"{exc.instruction}; or go back: dataops rollback --env {env.name}",
+            ) from None
 
     def _write_active(self, env: Environment, release_id: str, record: dict[str, Any]) -> Path:
         images = {
@@ -513,6 +520,13 @@ class Releases:
                 "nothing changed; roll back with --approve as one of the approvers",
             )
         record = self.record(env, release_id)
+        if "sources" not in record:  # made before releases carried their DAG code
+            raise DataOpsError(
+                f"release {short(release_id)} carries no DAG code (a schema-1 release): "
+                f"{env.name}'s Airflow cannot run it; nothing changed",
+                "roll back to a newer release (--to ID), or promote a new one",
+                exit_code=ExitCode.USAGE,
+            )
         with env.registry() as registry:
             for name, info in record["images"].items():
                 if registry.manifest_digest(f"dataops/{name}", info["digest"]) != info["digest"]:

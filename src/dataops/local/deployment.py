@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,13 @@ class AirflowDeployment(Service):
     """The Airflow 3 deployment of one environment, run as four supervised processes: its own
     port, metadata DB and role, secrets, and only its own environment's connections."""
 
-    def __init__(self, env: Environment, postgres: Postgres, deployments: int = 1) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        postgres: Postgres,
+        deployments: int = 1,
+        secret_names: frozenset[str] = frozenset(),
+    ) -> None:
         self.env = env
         self.project = project = env.project
         self.name = f"airflow-{env.name}"
@@ -71,11 +78,13 @@ class AirflowDeployment(Service):
         self.log_path = str(state.logs)
         bindir = Path(sys.executable).parent
         self.program = bindir / "airflow"
-        # Nothing of the caller's environment that names another environment's secrets.
+        # Nothing of the caller's environment that is (or may be) a secret: dataops' and
+        # Airflow's own variables, libpq's, and every variable dataops.yml names as a secret.
         inherited = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("DATAOPS_", "AIRFLOW_", "AIRFLOW__", "PG"))
+            and k not in secret_names
         }
         self.env_vars = {
             **inherited,
@@ -118,6 +127,7 @@ class AirflowDeployment(Service):
 
     def render_config(self) -> str:
         env = self.env
+        # Values go through Airflow's config parser, where "%" starts an interpolation.
         sql_alchemy = connection_uri(
             "postgresql+psycopg2",
             env.airflow_database,
@@ -125,7 +135,9 @@ class AirflowDeployment(Service):
             "127.0.0.1",
             self.postgres.port,
             env.airflow_database,
-        )
+        ).replace("%", "%%")
+        secret_key = self.secrets.require(env.airflow_secret_key_env).replace("%", "%%")
+        jwt_secret = self.secrets.require(env.airflow_jwt_secret_env).replace("%", "%%")
         parallelism = self.parallelism
         return f"""# Written by `dataops up` for {env.name}; edit dataops.yml instead. Private.
 [core]
@@ -148,10 +160,10 @@ host = 127.0.0.1
 port = {self.port}
 workers = 1
 base_url = {self.url}
-secret_key = {self.secrets.require(env.airflow_secret_key_env)}
+secret_key = {secret_key}
 
 [api_auth]
-jwt_secret = {self.secrets.require(env.airflow_jwt_secret_env)}
+jwt_secret = {jwt_secret}
 
 [dag_processor]
 dag_bundle_config_list = {self.bundle_config()}
@@ -286,6 +298,11 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
             for proc in self.components.values():
                 proc.stop()
         changed |= self._migrate(report)
+        if self.components["scheduler"].pid() is None:
+            # No task of this deployment runs without its scheduler: credentials files left
+            # by tries that were killed (no `finally` ran) go now.
+            shutil.rmtree(self.state.task_secrets(self.env.name), ignore_errors=True)
+            self.state.ensure((self.env.name,))
         for name, proc in self.components.items():
             if proc.pid() is not None:
                 continue

@@ -43,7 +43,10 @@ class LocalPlatform:
             for env in project.environments()
             if env.config.airflow.url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
         ]
-        self.deployments = [AirflowDeployment(env, self.postgres, len(local)) for env in local]
+        secret_names = frozenset(self.secret_names())
+        self.deployments = [
+            AirflowDeployment(env, self.postgres, len(local), secret_names) for env in local
+        ]
 
     @property
     def services(self) -> list[Service]:

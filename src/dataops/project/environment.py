@@ -127,7 +127,7 @@ class Environment:
     # -- the environment's own Airflow deployment ----------------------------------------------
     @property
     def airflow_database(self) -> str:
-        return self.config.airflow.database or f"airflow_{self.name}"
+        return self.config.airflow.database or f"airflow_{self.name.replace('-', '_')}"
 
     @property
     def _prefix(self) -> str:

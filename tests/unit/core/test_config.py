@@ -104,3 +104,15 @@ def test_top_level_extension_keys_are_allowed() -> None:
     # The shipped file uses x-warehouse / x-airflow anchors; they are not part of the schema.
     assert "x-warehouse" in SHIPPED
     assert load_config(ROOT / "dataops.yml").config.project == "flights"
+
+
+def test_environments_sharing_a_warehouse_role_are_refused(tmp_path: Path) -> None:
+    text = SHIPPED.replace("user: dataops_prod", "user: dataops_staging")
+    with pytest.raises(ConfigError, match=r"prod\.warehouse\.user 'dataops_staging' is also"):
+        load_config(write(tmp_path, text))
+
+
+def test_the_admin_role_is_no_environments_role(tmp_path: Path) -> None:
+    text = SHIPPED.replace("user: dataops_dev", "user: dataops")
+    with pytest.raises(ConfigError, match=r"environments\.dev\.warehouse\.user is 'dataops'"):
+        load_config(write(tmp_path, text))

@@ -33,3 +33,13 @@ def test_any_other_branch_plans_and_never_activates(branch: str) -> None:
     assert "never changes what dev runs" in release.skip_note(ctx)
     # Its own scope only: slim dbt CI still runs (in ci_<branch>).
     assert stages["integration"] is not None
+
+
+def test_the_migrate_note_tells_a_plan_from_an_apply() -> None:
+    from dataops.delivery.ci_stages import _migrate_note
+
+    plan = '[{"script": "V3__orders.sql", "checksum": "ab", "statements": ["select 1"]}]'
+    apply = '[{"script": "V3__orders.sql", "checksum": "ab", "statements": [], "ms": 12}]'
+    assert _migrate_note(plan) == "would apply V3__orders.sql (plan only)"
+    assert _migrate_note(apply) == "applied V3__orders.sql"
+    assert _migrate_note("[]") == "nothing to apply"
