@@ -20,6 +20,7 @@ from dataops.airflow.operators import TaskContainerOperator
 from dataops.core.config import RuntimeConfig, RuntimeKind
 from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, load_spec, plan
 from dataops.core.pods import render_pod, task_args, task_env
+from dataops.core.promotion import release_tag
 
 DOCKER_URL = "unix://var/run/docker.sock"
 
@@ -63,7 +64,7 @@ def build_dag(pipeline: PipelinePlan, bundle_root: Path | None = None) -> DAG:
     # The release this DAG code came with (its bundle version): named in the DAG's tags and
     # docs, so each release is a DAG version of its own in Airflow.
     release = runtime.release_of(bundle_root) if bundle_root else None
-    release_tags = [f"release:{str(release.get('id', ''))[7:19]}"] if release else []
+    release_tags = [release_tag(str(release["id"]))] if release and release.get("id") else []
     default_args: dict[str, Any] = {
         "owner": spec.owner,
         "retries": spec.retries,

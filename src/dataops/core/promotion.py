@@ -75,6 +75,12 @@ def short(release_id: str) -> str:
     return release_id.removeprefix("sha256:")[:12]
 
 
+def release_tag(release_id: str) -> str:
+    """The tag every DAG of a release carries (`release:<12 hex>`): set by the DAG factory,
+    checked when an activation waits for a deployment."""
+    return f"release:{short(release_id)}"
+
+
 def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
     """The release's stored bytes and its tag in `dataops/releases`."""
     payload = json.dumps(record, indent=2, sort_keys=True).encode()

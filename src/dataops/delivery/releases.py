@@ -36,6 +36,7 @@ from dataops.core.promotion import (
     RELEASES_REPO,
     HistoryEntry,
     release_payload,
+    release_tag,
     short,
 )
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
@@ -53,16 +54,15 @@ class GateRefused(DataOpsError):
 SMOKE_TIMEOUT = 900
 
 
-def release_tag(release_id: str) -> str:
-    """The tag the DAG factory gives every DAG of a release (`release:<12 hex>`)."""
-    return f"release:{short(release_id)}"
+def dag_tags(dag: dict[str, Any]) -> set[str]:
+    """The tag names of a DAG as Airflow's API shows it."""
+    return {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
 
 
 def serves(dag: dict[str, Any], release_id: str) -> bool:
     """A DAG (as Airflow's API shows it) was parsed from `release_id`'s own code: its bundle
     version is the release, and so is the tag its code put on it."""
-    tags = {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
-    return dag.get("bundle_version") == release_id and release_tag(release_id) in tags
+    return dag.get("bundle_version") == release_id and release_tag(release_id) in dag_tags(dag)
 
 
 @dataclass(frozen=True)

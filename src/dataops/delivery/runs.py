@@ -95,7 +95,9 @@ class PipelineRunner:
     def check_deployment(self, dag: dict[str, Any], timeout: float = 60) -> None:
         """Refuse an Airflow that is not `env`'s own (its DAGs carry the tag env:<name>), and
         wait until it serves the release `env` runs."""
-        tags = {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
+        from dataops.delivery.releases import dag_tags, serves
+
+        tags = dag_tags(dag)
         if f"env:{self.env.name}" not in tags:
             other = sorted(t for t in tags if t.startswith("env:"))
             raise DataOpsError(
@@ -105,8 +107,6 @@ class PipelineRunner:
                 f"{self.env.name}'s own deployment",
                 exit_code=ExitCode.USAGE,
             )
-        from dataops.delivery.releases import serves
-
         deadline = time.monotonic() + timeout
         while not serves(dag, self.release_id):
             if time.monotonic() > deadline:
