@@ -53,3 +53,14 @@ class NotReadyError(DataOpsError):
     """The host or a service is not ready."""
 
     exit_code = ExitCode.NOT_READY
+
+
+def tool_message(output: str, lines: int = 3) -> str:
+    """The last lines a failed tool printed that say something: a Python traceback's frames
+    dropped, its final `Error: reason` kept."""
+    said = [
+        line.strip()
+        for line in output.splitlines()
+        if line.strip() and not line.startswith((" ", "\t", "Traceback", "^"))
+    ]
+    return "\n".join(said[-lines:])

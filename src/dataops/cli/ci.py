@@ -25,7 +25,7 @@ def ci() -> None:
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="dbt project to test (default: dbt_project/ of this checkout).",
+    help="dbt project to test (default: dbt.project_dir of dataops.yml).",
 )
 @click.option("--keep", is_flag=True, help="Keep the CI schemas afterwards (to inspect them).")
 @json_option()
@@ -43,8 +43,11 @@ def ci_dbt(
     Compares the dbt project with the manifest baked into the transform image ENV runs
     (`state:modified+`), prints which models were selected and why, builds and tests them in
     the schema ci_<branch> of ENV's warehouse with every unmodified parent read from ENV's
-    published relations (`--defer --favor-state`), then drops the CI schemas. Exits 1 when a
-    model or test fails. `dataops ci sweep` removes CI schemas a killed run left behind."""
+    published relations (`--defer --favor-state`), then drops the CI schemas. With no baseline
+    (ENV runs no transform image yet, or one of another dbt project) it builds and tests every
+    node, and says so. It stops before any DDL when a node would be built outside ci_<branch>
+    and ci_<branch>_*, and it only ever drops those schemas. Exits 1 when a model or test
+    fails. `dataops ci sweep` removes CI schemas a killed run left behind."""
     from dataops.core.selection import ci_schema_name
     from dataops.delivery.slim_ci import SlimCi
 
@@ -58,7 +61,7 @@ def ci_dbt(
             "use ci_ followed by lower-case letters, digits and underscores",
             exit_code=ExitCode.USAGE,
         )
-    dbt_project = (project_dir or project.root / "dbt_project").resolve()
+    dbt_project = (project_dir or project.root / project.config.dbt.project_dir).resolve()
     if not (dbt_project / "dbt_project.yml").exists():
         raise DataOpsError(
             f"no dbt_project.yml in {dbt_project}",

@@ -37,12 +37,20 @@ def lint(ctx: Context, all_files: bool, fix: bool, base: str, fmt: str, timeout:
     By default only files changed since the merge base with --base (plus uncommitted and
     untracked files); --all for everything. Every finding is printed as
     `file:line:col rule message`. Needs no warehouse and no credentials. A model sqlfluff skips
-    (too large) or cannot parse is a finding. Exit 1 when there is any finding."""
+    (too large) or cannot parse is a finding. Exit 1 when there is any finding, 2 when a tool
+    or its config is broken (the tool's own message is shown).
+
+    sqlfluff runs with the dbt project's own .sqlfluff (dbt.sqlfluff_config) and nothing else:
+    no config of a parent folder or of the home folder leaks in. Its jinja templater renders
+    the project's macros and its packages' (`dbt_utils.star(...)`), so a project that uses
+    packages lints as it is."""
     from dataops.quality.lint import lint as run_lint
 
-    findings, counts = run_lint(
+    findings, counts, notes = run_lint(
         ctx.project(), all_files=all_files, base=base, fix=fix, timeout=timeout
     )
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if fmt == "json":
         click.echo(
             json.dumps({"checked": counts, "findings": [f.to_json() for f in findings]}, indent=2)

@@ -13,7 +13,8 @@ from dataops.errors import ConfigError, ExitCode
 def validate(ctx: Context) -> None:
     """Check the project files without side effects: dataops.yml, every pipeline spec
     (dags/pipelines/*.yml, each with its dags/pipeline_<name>.py stub) and the migration files
-    (names, duplicate versions, destructive changes without the allow annotation).
+    (names, duplicate versions, destructive changes without the allow annotation), and the dbt
+    section (the project is there, its local packages exist, vendored packages are checked in).
 
     Every problem is reported as file:line:col with the key and what is allowed; exit 2 when
     any is found."""
@@ -56,10 +57,49 @@ def validate(ctx: Context) -> None:
             problems += [str(f) for f in destructive_changes(migration)]
         count = len(found.versioned) + len(found.repeatable)
         ctx.console.print(f"[green]ok[/] {loaded.config.migrations.path}/: {count} migration(s)")
+    problems += _dbt_problems(ctx)
     if problems:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         raise SystemExit(int(ExitCode.USAGE))
+
+
+def _dbt_problems(ctx: Context) -> list[str]:
+    """The dbt section: the project is there, packages can be had as configured."""
+    from dataops.core.config import DbtPackages
+    from dataops.core.dbt_project import read_project
+
+    loaded = ctx.loaded()
+    dbt = loaded.config.dbt
+    where = loaded.document.where(("dbt", "project_dir"))
+    try:
+        project = read_project((loaded.root / dbt.project_dir).resolve())
+    except ConfigError as exc:
+        return [f"{where}: dbt.project_dir {dbt.project_dir!r}: {exc}"]
+    problems = []
+    for folder in project.local_package_dirs():
+        if not (folder / "dbt_project.yml").is_file():
+            problems.append(
+                f"{project.root.name}/packages.yml: local package {folder} has no dbt_project.yml"
+            )
+    installed = project.packages_dir
+    if (
+        dbt.packages is DbtPackages.VENDORED
+        and project.packages
+        and not (installed.is_dir() and any(installed.iterdir()))
+    ):
+        problems.append(
+            f"{loaded.document.where(('dbt', 'packages'))}: dbt.packages is vendored, but "
+            f"{installed} is missing or empty (run `dbt deps` where the network is reachable "
+            "and commit it)"
+        )
+    if not problems:
+        packages = f", {len(project.packages)} package(s) ({dbt.packages.value})"
+        ctx.console.print(
+            f"[green]ok[/] {dbt.project_dir}/: dbt project {project.name!r}"
+            f"{packages if project.packages else ''}"
+        )
+    return problems
 
 
 def register(group: click.Group) -> None:

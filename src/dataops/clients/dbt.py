@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from dataops.core.config import WarehouseConfig
-from dataops.errors import DataOpsError, NotReadyError
+import yaml
+
+from dataops.core import dbt_project
+from dataops.core.config import DbtConfig, DbtPackages, WarehouseConfig
+from dataops.errors import ConfigError, DataOpsError, NotReadyError, tool_message
 
 MANIFEST_PATH_IN_IMAGE = "/opt/dataops/dbt_state/manifest.json"
 
@@ -84,17 +90,151 @@ def output_tail(result: subprocess.CompletedProcess[str], lines: int) -> str:
     return "\n".join((result.stdout + result.stderr).strip().splitlines()[-lines:])
 
 
-def parse_manifest(project: Path, out_dir: Path, log_path: Path) -> Path:
+def parse_manifest(
+    project: Path, out_dir: Path, log_path: Path, variables: dict[str, str] | None = None
+) -> Path:
     """`dbt parse` of `project` into `out_dir`/manifest.json (no warehouse connection)."""
-    result = run(["parse", "--no-partial-parse"], project, environment(project, out_dir, log_path))
+    args = ["parse", "--no-partial-parse"]
+    if variables:
+        args += ["--vars", json.dumps(variables)]
+    result = run(args, project, environment(project, out_dir, log_path))
     manifest = out_dir / "manifest.json"
     if result.returncode != 0 or not manifest.exists():
         tail = output_tail(result, 10)
         raise DataOpsError(
             f"dbt parse of {project} failed:\n{tail}",
-            "fix the dbt project (`dataops lint` and `dbt parse` in dbt_project/ show where)",
+            "fix the dbt project (`dataops lint` and `dbt parse` in the project folder show where)",
         )
     return manifest
+
+
+# -- the build copy of a team's project --------------------------------------------------------
+_COPY_IGNORE = ("target", "logs", ".user.yml", "__pycache__")
+
+
+def targets_of(config: DbtConfig, environments: list[str]) -> dict[str, str]:
+    """{environment: dbt target} of every environment, and "ci" for slim CI."""
+    return {**{e: config.target(e) for e in environments}, "ci": config.ci_target}
+
+
+@dataclass(frozen=True)
+class PreparedProject:
+    """A build copy of a dbt project: the toolkit's profile and macros woven in."""
+
+    source: Path
+    path: Path
+    name: str
+    profile: str
+    own_schema_macro: bool  # the project ships its own generate_schema_name (now wrapped)
+    packages: int
+
+
+def install_packages(
+    project: dbt_project.DbtProjectFile,
+    mode: DbtPackages,
+    log_path: Path,
+    report: Callable[[str], None],
+) -> None:
+    """Make the project's packages folder hold what packages.yml asks for.
+
+    deps: `dbt deps` in the project (dbt's own behaviour: it writes dbt_packages/ and, the first
+    time, package-lock.yml); local packages need no network. vendored: the folder is checked
+    in and must be there; nothing is downloaded."""
+    if not project.packages:
+        return
+    installed = project.packages_dir
+    if mode is DbtPackages.VENDORED:
+        if not installed.is_dir() or not any(installed.iterdir()):
+            raise ConfigError(
+                f"dbt.packages is vendored, but {installed} is missing or empty",
+                f"run `dbt deps` in {project.root} where the network is reachable and commit "
+                f"{project.packages_install_path}/ (or set dbt.packages: deps)",
+            )
+        return
+    report(f"dbt deps: {len(project.packages)} package(s) of {project.root.name}/packages.yml")
+    env = environment(project.root, log_path.parent / "deps-target", log_path)
+    done = run(["deps"], project.root, env)
+    if done.returncode == 0:
+        return
+    reason = tool_message(done.stdout + done.stderr, 1) or f"exit {done.returncode}"
+    remote = project.remote_packages()
+    where = ""
+    if remote:
+        names = ", ".join(f"{p.name} ({p.kind})" for p in remote)
+        where = f"; {names} must be downloaded, which needs the network"
+    raise DataOpsError(
+        f"dbt deps in {project.root} could not install the packages{where}: {reason}",
+        f"vendor them: run `dbt deps` in {project.root} on a machine with network access, "
+        f"commit {project.packages_install_path}/ and set `dbt: {{packages: vendored}}` in "
+        "dataops.yml; local: packages need no network (see README, Bring your own dbt project)",
+    )
+
+
+def prepare_project(
+    config: DbtConfig,
+    source: Path,
+    dest: Path,
+    targets: dict[str, str],
+    log_path: Path,
+    report: Callable[[str], None],
+) -> PreparedProject:
+    """Copy the dbt project at `source` to `dest` with its packages installed, the toolkit's
+    profile (one output per dbt target of `targets`, {environment: target}) and the toolkit's
+    macros; `source` is not
+    changed except by `dbt deps`."""
+    project = dbt_project.read_project(source)
+    install_packages(project, config.packages, log_path, report)
+    shutil.rmtree(dest, ignore_errors=True)
+    # symlinks=False: packages dbt deps linked in (local: ones) are copied as files.
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_COPY_IGNORE))
+    renamed = 0
+    for folder in project.macro_paths:
+        for path in sorted((dest / folder).rglob("*.sql")):
+            text, count = dbt_project.wrap_schema_macro(path.read_text())
+            if count:
+                path.write_text(text)
+                renamed += count
+    macros = dest / project.macro_paths[0]
+    macros.mkdir(parents=True, exist_ok=True)
+    (macros / dbt_project.TOOLKIT_MACRO_FILE).write_text(dbt_project.toolkit_macros(renamed > 0))
+    profile = config.profile or project.profile or project.name
+    data = {**dbt_project.with_audit_hook(project.data), "profile": profile}
+    (dest / "dbt_project.yml").write_text(
+        "# The build copy dataops made of the project (profile and on-run-start set by it).\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    names = list(targets.values())
+    (dest / "profiles.yml").write_text(
+        dbt_project.profiles_yml(profile, names, names[0], config.target_schema, config.threads)
+    )
+    (dest / dbt_project.TARGETS_FILE).write_text(json.dumps(targets, indent=2) + "\n")
+    return PreparedProject(source, dest, project.name, profile, renamed > 0, len(project.packages))
+
+
+def check_audit_routing(
+    prepared: PreparedProject, manifest: Path, work: Path, log_path: Path
+) -> None:
+    """Refuse a project whose nodes would not all be built in their audit schemas."""
+    probe = parse_manifest(
+        prepared.path, work, log_path, {"dataops_audit": dbt_project.AUDIT_PROBE}
+    )
+    problems = dbt_project.audit_routing_problems(
+        json.loads(manifest.read_text()), json.loads(probe.read_text())
+    )
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        macro = (
+            "the project's generate_schema_name (wrapped by the toolkit)"
+            if prepared.own_schema_macro
+            else "dbt's schema naming"
+        )
+        raise ConfigError(
+            f"dbt project {prepared.source}: write-audit-publish cannot hold for "
+            f"{len(problems)} node(s); with {macro} they would skip the quality gate:\n  {shown}",
+            "build every node through generate_schema_name: use `schema:` (not the legacy "
+            "`target_schema`/`target_database`) on snapshots, and no dispatch override of "
+            "generate_schema_name; see README, Bring your own dbt project",
+        )
 
 
 def manifest_of_image(cache: Path, ref: str, report: Callable[[str], None]) -> Path:

@@ -187,11 +187,42 @@ class MigrationsConfig(_Strict):
     schemas: list[Annotated[str, Field(pattern=_NAME)]] = ["raw", "dataops"]
 
 
+class DbtPackages(StrEnum):
+    DEPS = "deps"  # `dbt deps` from packages.yml (+ package-lock.yml) before every build
+    VENDORED = "vendored"  # the packages folder is checked in; nothing is downloaded
+
+
+_DBT_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class DbtConfig(_Strict):
+    """The team's dbt project: where it is and how the toolkit runs it. The toolkit writes the
+    profile itself (credentials come from the environment that runs dbt), so the project's own
+    profiles.yml is never read."""
+
+    project_dir: str = "dbt_project"
+    profile: Annotated[str, Field(pattern=_DBT_NAME)] | None = None  # default: dbt_project.yml's
+    # The target schema every environment publishes under (models with a custom schema go to
+    # the schemas the project's generate_schema_name makes of it).
+    target_schema: Annotated[str, Field(pattern=_NAME, alias="schema")] = "analytics"
+    # dbt target name per environment (default: the environment's name); `target.name` in the
+    # project's Jinja sees these.
+    targets: dict[str, Annotated[str, Field(pattern=_DBT_NAME)]] = {}
+    ci_target: Annotated[str, Field(pattern=_DBT_NAME)] = "ci"
+    threads: Annotated[int, Field(ge=1, le=64)] = 2
+    packages: DbtPackages = DbtPackages.DEPS
+    sqlfluff_config: str | None = None  # default: <project_dir>/.sqlfluff
+
+    def target(self, env: str) -> str:
+        return self.targets.get(env, env)
+
+
 class ProjectConfig(_Strict):
     version: Literal[1]
     project: Annotated[str, Field(pattern=_NAME)]
     platform: PlatformConfig = PlatformConfig()
     migrations: MigrationsConfig = MigrationsConfig()
+    dbt: DbtConfig = DbtConfig()
     environments: dict[str, EnvironmentConfig]
 
     @field_validator("environments")
@@ -220,6 +251,16 @@ class ProjectConfig(_Strict):
                 )
             seen[key] = name
         return value
+
+    @model_validator(mode="after")
+    def _dbt_targets(self) -> ProjectConfig:
+        unknown = sorted(set(self.dbt.targets) - set(self.environments))
+        if unknown:
+            raise ValueError(
+                f"dbt.targets names unknown environment(s) {', '.join(unknown)}: its keys are "
+                f"environments ({', '.join(self.environments)}), its values dbt target names"
+            )
+        return self
 
     @model_validator(mode="after")
     def _admin_is_no_environment_role(self) -> ProjectConfig:

@@ -15,12 +15,21 @@ from dataops.project.environment import Environment
 def generate(env: Environment, report: Report) -> Path:
     """`dbt docs generate --target ENV` into the state dir's dbt-docs/ENV/; its index.html."""
     target = env.state.dbt_docs(env.name)
-    project = env.project.root / "dbt_project"
-    environ = dbt.environment(
-        project, target, env.state.dbt_logs, env.config.warehouse, env.warehouse_password
+    config = env.project.config
+    prepared = dbt.prepare_project(
+        config.dbt,
+        (env.project.root / config.dbt.project_dir).resolve(),
+        target.parent / f"{env.name}-project",
+        dbt.targets_of(config.dbt, list(config.environments)),
+        env.state.dbt_logs,
+        report,
     )
-    report(f"dbt docs generate --target {env.name}")
-    result = dbt.run(["docs", "generate", "--target", env.name], project, environ)
+    environ = dbt.environment(
+        prepared.path, target, env.state.dbt_logs, env.config.warehouse, env.warehouse_password
+    )
+    name = config.dbt.target(env.name)
+    report(f"dbt docs generate --target {name}")
+    result = dbt.run(["docs", "generate", "--target", name], prepared.path, environ)
     index = target / "index.html"
     if result.returncode != 0 or not index.exists():
         tail = dbt.output_tail(result, 15)

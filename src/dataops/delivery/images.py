@@ -21,9 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dataops import __version__
-from dataops.clients.dbt import parse_manifest
+from dataops.clients.dbt import (
+    check_audit_routing,
+    parse_manifest,
+    prepare_project,
+    targets_of,
+)
 from dataops.clients.docker import image_inspect
 from dataops.clients.oci import RegistryError
+from dataops.core import dbt_project
+from dataops.core.config import DbtPackages
 from dataops.core.progress import Report
 from dataops.errors import DataOpsError, NotReadyError
 from dataops.project.environment import Environment, Project
@@ -112,17 +119,37 @@ class ImageBuilder:
         if dockerfile.parent != folder:
             files.append((f"images/{dockerfile.name}", dockerfile))
         if name == "transform":
-            project = self.root / "dbt_project"
-            files += [
-                (str(p.relative_to(self.root)), p)
-                for p in sorted(project.rglob("*"))
-                if p.is_file() and not {"target", "logs", "dbt_packages"} & set(p.parts)
-            ]
+            files += self._dbt_inputs()
         package = self.root / "src" / "dataops"
         for part in PACKAGE_PARTS:
             path = package / part
             found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
             files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
+        return files
+
+    def dbt_dir(self) -> Path:
+        return (self.root / self.project.config.dbt.project_dir).resolve()
+
+    def _dbt_inputs(self) -> list[tuple[str, Path]]:
+        """The dbt project's files (its packages folder only when vendored; else packages.yml,
+        the lock and every local package), and the toolkit's dbt macros."""
+        source = self.dbt_dir()
+        project = dbt_project.read_project(source)
+        skip = {"target", "logs", "__pycache__"}
+        if self.project.config.dbt.packages is not DbtPackages.VENDORED:
+            skip.add(project.packages_install_path)
+        files = [
+            (f"dbt/{p.relative_to(source)}", p)
+            for p in sorted(source.rglob("*"))
+            if p.is_file() and not skip & set(p.relative_to(source).parts)
+        ]
+        for index, folder in enumerate(project.local_package_dirs()):
+            files += [
+                (f"dbt-package-{index}/{p.relative_to(folder)}", p)
+                for p in sorted(folder.rglob("*"))
+                if p.is_file() and not skip & set(p.relative_to(folder).parts)
+            ]
+        files.append(("dbt-toolkit/dbt_toolkit.sql", dbt_project.TOOLKIT_MACROS))
         return files
 
     def content_hash(self, name: str, pins: str) -> str:
@@ -154,10 +181,8 @@ class ImageBuilder:
                 shutil.copy2(path, context / "Dockerfile")
             elif label.startswith("images/"):
                 shutil.copy2(path, context / path.name)
-            elif label.startswith("dbt_project/"):
-                target = context / label
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+            elif label.startswith("dbt"):
+                continue  # the build copy of the dbt project is made below
             else:
                 target = context / "site" / Path(label).relative_to("src")
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,10 +190,7 @@ class ImageBuilder:
         site = context / "site"
         site.mkdir(exist_ok=True)
         if name == "transform":
-            # The manifest the dbt task defers to (and slim CI compares against), compiled now
-            # so that no dbt parse happens while Airflow parses DAGs.
-            self.report(f"{name}: compiling the dbt manifest")
-            parse_manifest(context / "dbt_project", context / "dbt_state", self.state.dbt_logs)
+            self._prepare_dbt(context)
         if pins:
             (context / "pins.txt").write_text(pins)
             self._uv(
@@ -229,6 +251,24 @@ class ImageBuilder:
         shutil.rmtree(context, ignore_errors=True)
         self.report(f"{name}: built in {time.monotonic() - started:.0f}s")
         return ImageBuild(name, content, local, built=True)
+
+    def _prepare_dbt(self, context: Path) -> None:
+        """The build copy of the dbt project, its manifest (what the dbt task defers to and slim
+        CI compares against, compiled now so that no dbt parse happens while Airflow parses
+        DAGs), and the proof that write-audit-publish holds for every node."""
+        config = self.project.config
+        prepared = prepare_project(
+            config.dbt,
+            self.dbt_dir(),
+            context / "dbt_project",
+            targets_of(config.dbt, list(config.environments)),
+            self.state.dbt_logs,
+            self.report,
+        )
+        self.report(f"transform: compiling the dbt manifest of {prepared.name}")
+        manifest = parse_manifest(prepared.path, context / "dbt_state", self.state.dbt_logs)
+        check_audit_routing(prepared, manifest, context / "dbt_probe", self.state.dbt_logs)
+        shutil.rmtree(context / "dbt_probe", ignore_errors=True)
 
     # -- push ----------------------------------------------------------------------------------
     def push(self, image: ImageBuild, env: Environment) -> ImageBuild:

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from dataops.clients import dbt
 from dataops.core.dbt_artifacts import retarget_manifest, summarize
+from dataops.core.dbt_project import in_ci_scope, out_of_scope
 from dataops.core.progress import Report
 from dataops.core.selection import Selected, selection_reasons
 from dataops.errors import DataOpsError, NotReadyError
@@ -60,16 +61,12 @@ class SlimCi:
         return self.env.connect("dataops-ci")
 
     # -- the baseline ----------------------------------------------------------------------------
-    def baseline_manifest(self) -> tuple[str, Path]:
+    def baseline_manifest(self) -> tuple[str, Path] | None:
         """(image ref, manifest path) of the transform image the environment runs: its active
-        release's, or its latest build's before any release."""
-        try:
-            ref = self.env.running_images()["transform"]["ref"]
-        except KeyError:
-            raise NotReadyError(
-                f"no transform image is recorded for {self.env.name}, so there is no baseline",
-                f"dataops images build --push --env {self.env.name}",
-            ) from None
+        release's, or its latest build's before any release; None when it runs none yet."""
+        ref = self.env.running_images().get("transform", {}).get("ref")
+        if not ref:
+            return None
         return ref, dbt.manifest_of_image(self.state.manifests, ref, self.report)
 
     # -- the run ---------------------------------------------------------------------------------
@@ -81,58 +78,88 @@ class SlimCi:
         keep: bool = False,
         echo: Callable[[str], None] | None = None,
     ) -> SlimCiResult:
-        ref, manifest = self.baseline_manifest()
+        if not in_ci_scope(schema, schema):
+            raise DataOpsError(f"{schema!r} is not a CI schema (ci_...)", "pass --schema ci_NAME")
         work = self.state.ci_work(schema)
+        config = self.env.project.config
+        prepared = dbt.prepare_project(
+            config.dbt,
+            project,
+            work / "project",
+            dbt.targets_of(config.dbt, list(config.environments)),
+            self.state.dbt_logs,
+            self.report,
+        )
         warehouse = self.env.config.warehouse
-        state = retarget_manifest(manifest, work / "state", warehouse.database)
         target = work / "target"
         env = dbt.environment(
-            project, target, self.state.dbt_logs, warehouse, self.env.warehouse_password, schema
+            prepared.path,
+            target,
+            self.state.dbt_logs,
+            warehouse,
+            self.env.warehouse_password,
+            schema,
         )
+        baseline = self.baseline_manifest()
+        old: dict[str, Any] = {"nodes": {}}
+        if baseline is not None:
+            old = json.loads(baseline[1].read_text())
+            if old.get("metadata", {}).get("project_name") != prepared.name:
+                self.report(
+                    f"the baseline {baseline[0]} is dbt project "
+                    f"{old.get('metadata', {}).get('project_name')!r}, not {prepared.name!r}"
+                )
+                baseline, old = None, {"nodes": {}}
+        ref = baseline[0] if baseline else "none"
         result = SlimCiResult(schema, ref, run_results=str(target / "run_results.json"))
+        selector: list[str] = []
+        if baseline is None:
+            self.report(
+                f"no baseline for {prepared.name} in {self.env.name} (first run): building "
+                "and testing every node"
+            )
+        else:
+            state = retarget_manifest(baseline[1], work / "state", warehouse.database)
+            selector = ["--select", "state:modified+", "--state", str(state.parent)]
+        ci_target = ["--target", config.dbt.ci_target]
+        listed = self._dbt(["ls", *selector, *ci_target, *LIST_ARGS], prepared.path, env)
+        rows = [json.loads(x) for x in listed.stdout.splitlines() if x.startswith("{")]
+        nodes = {r["unique_id"]: r["schema"] for r in rows if r.get("schema")}
+        outside = out_of_scope(nodes, schema)
+        if outside:  # before any DDL and before the registry knows of the run
+            raise DataOpsError(
+                f"slim CI stopped before any change: {len(outside)} node(s) of {prepared.name} "
+                f"would be built outside the CI schemas {schema} and {schema}_*:\n  "
+                + "\n  ".join(outside[:10]),
+                "route every node through the target schema in the CI target "
+                f"({config.dbt.ci_target!r}): the project's generate_schema_name must build "
+                "into target.schema or target.schema_<custom> there (see README, Bring your "
+                "own dbt project)",
+            )
+        schemas = sorted({schema, *nodes.values()})
+        current = json.loads((target / "manifest.json").read_text())
+        result.selected = selection_reasons(current, old, [r["unique_id"] for r in rows])
+        if not result.selected:
+            self.report(f"no model differs from {ref}: nothing to build")
+            return result
         with self.connect() as conn:
             self._require_registry(conn)
             conn.execute(
-                "insert into dataops.ci_schemas (schema_name, git_ref) values (%s, %s)"
-                " on conflict (schema_name) do update set created_at = now(),"
-                " git_ref = excluded.git_ref",
-                (schema, git_ref),
+                "insert into dataops.ci_schemas (schema_name, git_ref, schemas)"
+                " values (%s, %s, %s) on conflict (schema_name) do update set created_at = now(),"
+                " git_ref = excluded.git_ref, schemas = excluded.schemas",
+                (schema, git_ref, schemas),
             )
             try:
-                selector = ["--select", "state:modified+", "--state", str(state.parent)]
-                listed = self._dbt(
-                    ["ls", *selector, *LIST_ARGS],
-                    project,
-                    env,
-                )
-                rows = [json.loads(x) for x in listed.stdout.splitlines() if x.startswith("{")]
-                schemas = sorted({schema, *(r["schema"] for r in rows if r.get("schema"))})
-                conn.execute(
-                    "update dataops.ci_schemas set schemas = %s where schema_name = %s",
-                    (schemas, schema),
-                )
-                current = json.loads((target / "manifest.json").read_text())
-                result.selected = selection_reasons(
-                    current, json.loads(state.read_text()), [r["unique_id"] for r in rows]
-                )
-                if not result.selected:
-                    self.report(f"no model differs from {ref}: nothing to build")
-                    return result
-                self.report(
-                    f"{len(result.selected)} node(s) selected (state:modified+ against {ref}):"
-                )
+                how = f"state:modified+ against {ref}" if baseline else "no baseline: all"
+                self.report(f"{len(result.selected)} node(s) selected ({how}):")
                 for chosen in result.selected:
                     self.report(f"  {chosen.unique_id}: {chosen.reason}")
-                build = [
-                    "build",
-                    *selector,
-                    "--defer",
-                    "--favor-state",
-                    "--target",
-                    "ci",
-                ]
+                build = ["build", *selector, *ci_target]
+                if baseline is not None:
+                    build += ["--defer", "--favor-state"]
                 self.report("+ dbt " + " ".join(build) + f"   (schema {schema})")
-                code = dbt.stream(build, project, env, echo)
+                code = dbt.stream(build, prepared.path, env, echo)
                 summary = summarize(target / "run_results.json")
                 result.tests, result.failures = summary.tests, summary.failures
                 result.executed_models = sorted(
@@ -173,6 +200,14 @@ class SlimCi:
             "select schemas from dataops.ci_schemas where schema_name = %s", (schema,)
         ).fetchone()
         names = sorted({schema, *(row[0] if row else [])})
+        outside = [n for n in names if not in_ci_scope(n, schema)]
+        if outside:  # checked for all of them before any DROP
+            raise DataOpsError(
+                f"CI schema {schema}: the registry lists {', '.join(outside)}, which are not "
+                f"{schema} or {schema}_*; nothing was dropped",
+                "slim CI drops only its own ci_ schemas; delete the row from "
+                "dataops.ci_schemas if it is wrong",
+            )
         dropped = []
         with conn.transaction():
             owners = dict(

@@ -5,15 +5,18 @@ time limit. A file sqlfluff skips (too large) or cannot parse is a finding, neve
 
 from __future__ import annotations
 
+import configparser
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dataops.core import dbt_project
 from dataops.core.config import LoadedConfig
-from dataops.errors import ConfigError, DataOpsError, NotReadyError
+from dataops.errors import ConfigError, DataOpsError, ExitCode, NotReadyError, tool_message
 from dataops.project.environment import Project
 
 
@@ -65,34 +68,125 @@ def changed_files(root: Path, base: str) -> list[Path]:
     return sorted(root / n for n in names if (root / n).exists())
 
 
-def sql_findings(root: Path, files: list[Path], *, fix: bool, timeout: float) -> list[Finding]:
+@dataclass
+class SqlfluffSetup:
+    """The config `dataops lint` runs sqlfluff with: the project's own, made hermetic."""
+
+    config: Path
+    source: Path | None  # the project's .sqlfluff it was made from
+    notes: list[str] = field(default_factory=list)
+
+
+def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
+    """The project's .sqlfluff (dbt.sqlfluff_config, default <project>/.sqlfluff) with the jinja
+    templater fed the project's macros and its packages' (as `package.macro`), written to
+    `work`. sqlfluff then runs with --ignore-local-config: no config of a parent folder, the
+    home folder or the cwd leaks in."""
+    dbt = loaded.config.dbt
+    root = (loaded.root / dbt.project_dir).resolve()
+    project = dbt_project.read_project(root)
+    source = (loaded.root / dbt.sqlfluff_config) if dbt.sqlfluff_config else root / ".sqlfluff"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # context names keep case
+    notes: list[str] = []
+    if source.is_file():
+        try:
+            parser.read(source)
+        except configparser.Error as exc:
+            raise ConfigError(
+                f"{source}: not a valid sqlfluff config: {str(exc).splitlines()[0]}",
+                "fix the file (INI format, see sqlfluff's configuration docs)",
+            ) from None
+    elif dbt.sqlfluff_config:
+        raise ConfigError(
+            f"dbt.sqlfluff_config names {source}, which does not exist",
+            "point it at the project's .sqlfluff, or remove the key",
+        )
+    else:
+        notes.append(f"{source} does not exist: sqlfluff's defaults with dialect postgres")
+    for section in ("sqlfluff", "sqlfluff:templater:jinja"):
+        if not parser.has_section(section):
+            parser.add_section(section)
+    main = parser["sqlfluff"]
+    main.setdefault("dialect", "postgres")
+    templater = main.get("templater", "jinja")
+    if templater == "dbt":
+        notes.append(
+            f"{source.name}: templater = dbt is replaced by the jinja templater with the "
+            "project's and packages' macros (sqlfluff-templater-dbt does not load with "
+            "dbt-core 1.11); every other setting is the project's"
+        )
+    elif templater not in ("jinja", "raw", "placeholder", "python"):
+        raise ConfigError(f"{source}: unknown sqlfluff templater {templater!r}")
+    if templater in ("dbt", "jinja"):
+        main["templater"] = "jinja"
+        jinja = parser["sqlfluff:templater:jinja"]
+        jinja["apply_dbt_builtins"] = "True"
+        macro_dirs = [str(root / p) for p in project.macro_paths if (root / p).is_dir()]
+        library = work / "packages"
+        shutil.rmtree(library, ignore_errors=True)
+        library.mkdir(parents=True)
+        for name, folders in package_macros(project).items():
+            macro_dirs += folders
+            (library / f"{name}.py").write_text(
+                "from dataops.quality.dbt_namespace import namespace\n\n"
+                f"__getattr__ = namespace({folders!r})\n"
+            )
+        if macro_dirs:
+            jinja["load_macros_from_path"] = ",".join(macro_dirs)
+        jinja["library_path"] = str(library)
+    config = work / "sqlfluff.cfg"
+    with config.open("w") as out:
+        parser.write(out)
+    return SqlfluffSetup(config, source if source.is_file() else None, notes)
+
+
+def package_macros(project: dbt_project.DbtProjectFile) -> dict[str, list[str]]:
+    """{package name: its macro folders} of the installed packages and the local ones."""
+    folders = [p for p in sorted(project.packages_dir.glob("*")) if p.is_dir()]
+    folders += project.local_package_dirs()
+    found: dict[str, list[str]] = {}
+    for folder in folders:
+        if not (folder / "dbt_project.yml").is_file():
+            continue
+        package = dbt_project.read_project(folder)
+        found.setdefault(
+            package.name,
+            [str(folder / p) for p in package.macro_paths if (folder / p).is_dir()],
+        )
+    missing = [p.name for p in project.remote_packages()]
+    if missing and not any(project.packages_dir.glob("*/dbt_project.yml")):
+        raise DataOpsError(
+            f"{project.root.name}/packages.yml needs {', '.join(missing)}, which are not "
+            f"installed in {project.packages_install_path}/: their macros cannot be rendered",
+            f"run `dbt deps` in {project.root} (or vendor the packages, see README)",
+            exit_code=ExitCode.USAGE,
+        )
+    return found
+
+
+def sql_findings(
+    root: Path, files: list[Path], setup: SqlfluffSetup, *, fix: bool, timeout: float
+) -> list[Finding]:
     if not files:
         return []
-    config = str(root / "dbt_project" / ".sqlfluff")
+    config = str(setup.config)
     paths = [str(p) for p in files]
+    hermetic = ["--config", config, "--ignore-local-config", "--processes", "1"]
     if fix:
-        _run(
-            [_tool("sqlfluff"), "fix", *paths, "--config", config, "--processes", "1"],
-            timeout,
-            "sqlfluff fix",
-        )
-    argv = [
-        _tool("sqlfluff"),
-        "lint",
-        *paths,
-        "--config",
-        config,
-        "--format",
-        "json",
-        "--nofail",
-        "--processes",
-        "1",
-    ]
+        _run([_tool("sqlfluff"), "fix", *paths, *hermetic], timeout, "sqlfluff fix")
+    argv = [_tool("sqlfluff"), "lint", *paths, *hermetic, "--format", "json", "--nofail"]
     output = _run(argv, timeout, "sqlfluff lint")
     try:
         records = json.loads(output.stdout)
     except ValueError:
-        raise DataOpsError(f"sqlfluff gave no report: {output.stderr.strip()[-1000:]}") from None
+        said = tool_message(output.stdout + "\n" + output.stderr)
+        raise DataOpsError(
+            f"sqlfluff gave no report (exit {output.returncode}): {said or 'no output'}",
+            f"fix the sqlfluff config ({setup.source or 'none'}) or the tool; the message above "
+            "is sqlfluff's own",
+            exit_code=ExitCode.USAGE,
+        ) from None
     findings: list[Finding] = []
     seen: set[str] = set()
     for record in records:
@@ -118,7 +212,8 @@ def sql_findings(root: Path, files: list[Path], *, fix: bool, timeout: float) ->
                     1,
                     "SKIPPED",
                     "sqlfluff skipped this file (over large_file_skip_byte_limit in "
-                    "dbt_project/.sqlfluff, or not readable): it was not linted",
+                    f"{setup.source.name if setup.source else '.sqlfluff'}, or not readable, or "
+                    "ignored by .sqlfluffignore): it was not linted",
                     "sqlfluff",
                 )
             )
@@ -235,31 +330,40 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def dbt_sql_files(loaded: LoadedConfig) -> list[Path]:
+    """The SQL of the dbt project's models and snapshots (its model-paths, snapshot-paths)."""
+    root = (loaded.root / loaded.config.dbt.project_dir).resolve()
+    data = dbt_project.read_project(root).data
+    folders = [*(data.get("model-paths") or ["models"]), *(data.get("snapshot-paths") or [])]
+    folders += [] if data.get("snapshot-paths") else ["snapshots"]
+    return sorted({p for f in folders for p in (root / f).rglob("*.sql")})
+
+
 def lint(
     project: Project, *, all_files: bool, base: str, fix: bool, timeout: float
-) -> tuple[list[Finding], dict[str, int]]:
-    """Every finding, and how many files of each kind were checked."""
+) -> tuple[list[Finding], dict[str, int], list[str]]:
+    """Every finding, how many files of each kind were checked, and notes on the setup."""
     loaded = project.loaded
     root = loaded.root
-    models = root / "dbt_project" / "models"
-    candidates = None if all_files else set(changed_files(root, base))
+    candidates = None if all_files else {p.resolve() for p in changed_files(root, base)}
 
     def pick(paths: Iterable[Path]) -> list[Path]:
         found = sorted(paths)
-        return found if candidates is None else [p for p in found if p in candidates]
+        return found if candidates is None else [p for p in found if p.resolve() in candidates]
 
-    sql = pick(models.rglob("*.sql"))
+    sql = pick(dbt_sql_files(loaded))
+    setup = sqlfluff_setup(loaded, project.state.cache / "lint")
     images = root / "images"
     dockerfiles = pick([*images.glob("*/Dockerfile"), *images.glob("*.Dockerfile")])
     specs = pick((root / "dags" / "pipelines").glob("*.yml"))
     migrations = pick((root / loaded.config.migrations.path).glob("*.sql"))
     workflows = pick((root / ".github" / "workflows").glob("*.yml"))
     gitlab = pick(p for p in [root / ".gitlab-ci.yml"] if p.exists())
-    findings = sql_findings(root, sql, fix=fix, timeout=timeout)
+    findings = sql_findings(root, sql, setup, fix=fix, timeout=timeout)
     findings += docker_findings(root, dockerfiles, timeout)
     findings += spec_findings(loaded, specs)
     findings += migration_findings(loaded, migrations)
     findings += ci_definition_findings(loaded, project.state.cache, workflows, gitlab, timeout)
     counts = {"sql": len(sql), "dockerfiles": len(dockerfiles), "specs": len(specs)}
     counts |= {"migrations": len(migrations), "ci files": len(workflows) + len(gitlab)}
-    return findings, counts
+    return findings, counts, setup.notes

@@ -4,8 +4,8 @@
    container's session ends and so does its lock), drop what a previous failed run left in this
    pipeline's audit schemas.
 2. `dbt build` the selection with `--vars {dataops_audit: NAME}`: every selected model goes to
-   `<published schema>__audit_NAME` (see dbt_project/macros/generate_schema_name.sql), and its
-   tests run there. Unselected parents are deferred to the published relations through the
+   `<published schema>__audit_NAME` (the toolkit's generate_schema_name, core/dbt_toolkit.sql),
+   and its tests run there. Unselected parents are deferred to the published relations through the
    manifest baked into the image when it was built (`--defer --favor-state`).
 3. Only when every model and every test passed, move the audited relations into the published
    schemas in one transaction (readers see the old marts or the new ones, never a mix). When a
@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
+from dataops.core.dbt_project import dbt_target
 from dataops.task.files import TaskError
 
 AUDIT_INFIX = "__audit_"
@@ -260,8 +261,9 @@ def main_transform(args: Any) -> int:
     root = Path(os.environ.get("DBT_PROJECT_DIR", "/opt/dataops/dbt_project"))
     state = Path(os.environ.get("DATAOPS_DBT_STATE", "/opt/dataops/dbt_state/manifest.json"))
     work = Path(os.environ.get("DATAOPS_WORK_DIR", "/tmp/dataops-dbt"))
+    target = dbt_target(root, args.target)  # the environment's dbt target (dbt.targets)
     result = transform(
-        args.select, args.target, args.audit, project_dir=root, state_manifest=state, work_dir=work
+        args.select, target, args.audit, project_dir=root, state_manifest=state, work_dir=work
     )
     print(
         json.dumps(

@@ -1,16 +1,38 @@
 {#-
-    on-run-start of an audit build: a selected incremental model starts from a copy of its
-    published table, so the audit build appends to what readers see instead of rebuilding from
-    nothing. Without `dataops_audit` it does nothing.
+    Written into the build copy of the dbt project by dataops (dataops.core.dbt_project).
+
+    Where a node is built.
+    Published (what readers query): what the project's own naming returns (dbt's default,
+    <target schema>[_<custom schema>], when the project has no generate_schema_name).
+    Audit (write-audit-publish): with the var `dataops_audit: NAME`, every node goes to
+    <published schema>__audit_NAME instead. `dataops-task transform` builds and tests the
+    selection there, and only when every node and test passed does it move the relations into
+    the published schemas, in one transaction.
+-#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- set published = __PROJECT_NAMING__(custom_schema_name, node) | trim -%}
+    {%- set audit = var('dataops_audit', '') -%}
+    {%- if audit and not published.endswith('__audit_' ~ audit) -%}
+        {{ published ~ '__audit_' ~ audit }}
+    {%- else -%}
+        {{ published }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    on-run-start of an audit build: a selected incremental model or snapshot starts from a copy
+    of its published table, so the audit build appends to what readers see (and a snapshot keeps
+    its history) instead of rebuilding from nothing. Without `dataops_audit` it does nothing.
 -#}
 {% macro dataops_audit_prepare() %}
     {%- set statements = [] -%}
     {%- if execute and var('dataops_audit', '') -%}
         {%- set suffix = '__audit_' ~ var('dataops_audit') -%}
         {%- for node in graph.nodes.values()
-            if node.resource_type == 'model'
+            if node.resource_type in ('model', 'snapshot')
             and node.unique_id in selected_resources
-            and node.config.materialized == 'incremental' -%}
+            and node.config.materialized in ('incremental', 'snapshot')
+            and node.schema.endswith(suffix) -%}
             {%- set published = adapter.get_relation(
                 database=node.database,
                 schema=node.schema[:-(suffix | length)],
