@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -19,6 +21,7 @@ import yaml
 
 from dataops.clients import dbt
 from dataops.core.config import DbtConfig, DbtPackages
+from dataops.core.pods import task_args
 from dataops.errors import ConfigError, DataOpsError
 from tests.conftest import ROOT, run_dataops
 from tests.integration.conftest import dev_warehouse
@@ -28,12 +31,13 @@ pytestmark = pytest.mark.integration
 FIXTURE = ROOT / "tests" / "fixtures" / "acme_dbt"
 TARGETS = {"dev": "dev", "staging": "staging", "prod": "production", "ci": "ci"}
 CRM = "acme_crm"
+SELECT = "+fct_region_revenue customers_snapshot"  # the seed comes with `+`
 
 
 def stranger(tmp_path: Path, **dbt_section: object) -> Path:
     """A checkout of the toolkit whose dataops.yml points at a copy of the acme project."""
     project = tmp_path / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     shutil.copytree(FIXTURE, project / "acme", ignore=shutil.ignore_patterns("dbt_packages"))
     for name in ("requirements.lock",):
         shutil.copy(ROOT / name, project / name)
@@ -130,6 +134,20 @@ def test_a_package_that_cannot_be_fetched_is_one_clear_error(tmp_path: Path) -> 
     assert "dbt: {packages: vendored}" in message and "Traceback" not in message
     assert not (tmp_path / "copy" / "dbt_project").exists()  # nothing half-made
 
+    # lint needs the package's macros: it runs dbt deps too, and says the same, exit 2.
+    project = stranger(tmp_path / "lint")
+    shutil.copy(packages, project / "acme" / "analytics" / "packages.yml")
+    (project / "acme" / "analytics" / "package-lock.yml").unlink()
+    linted = run_dataops(
+        "lint",
+        "--all",
+        config=project / "dataops.yml",
+        env={"DATAOPS_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert linted.returncode == 2, linted.stdout + linted.stderr
+    assert "acme-internal/warehouse_utils (hub) must be downloaded" in linted.stderr
+    assert "Traceback" not in linted.stderr
+
 
 def test_vendored_packages_need_no_download(tmp_path: Path) -> None:
     """A hub package the host cannot fetch, vendored: its checked-in folder is used as is."""
@@ -204,29 +222,43 @@ def test_a_broken_sqlfluff_config_exits_2_with_sqlfluffs_reason(tmp_path: Path) 
 
 
 # -- slim CI and the dbt step against the dev warehouse ------------------------------------------
+def make_crm(conn: psycopg.Connection) -> None:
+    """The team's source schema in warehouse_dev (as the admin), readable by dev's role."""
+    conn.execute(f"drop schema if exists {CRM} cascade")
+    conn.execute(f"create schema {CRM}")
+    conn.execute(
+        f"create table {CRM}.customers (id int primary key, full_name text, region_code text)"
+    )
+    conn.execute(
+        f"create table {CRM}.orders (id int primary key, customer_id int, ordered_at date,"
+        " amount_cents int)"
+    )
+    conn.execute(
+        f"insert into {CRM}.customers values (1, 'Ada', 'NE'), (2, 'Grace', 'SW'),"
+        " (3, 'Edsger', 'MW')"
+    )
+    conn.execute(
+        f"insert into {CRM}.orders values (10, 1, '2024-01-05', 1250),"
+        " (11, 2, '2024-01-20', 990), (12, 3, '2024-02-02', 4000)"
+    )
+    conn.execute(f"grant usage on schema {CRM} to dataops_dev")
+    conn.execute(f"grant select on all tables in schema {CRM} to dataops_dev")
+
+
+def drop_published(conn: psycopg.Connection, prefix: str) -> None:
+    """The schemas the acme project published under `prefix`_*, and their audit twins."""
+    rows = conn.execute(
+        "select nspname from pg_namespace where nspname like %s", (prefix + "\\_%",)
+    ).fetchall()
+    for (schema,) in rows:
+        if schema != CRM:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
 @pytest.fixture
 def crm(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
-    """The team's source schema in warehouse_dev, readable by dev's role."""
     with dev_warehouse(platform_up) as conn:
-        conn.execute(f"drop schema if exists {CRM} cascade")
-        conn.execute(f"create schema {CRM}")
-        conn.execute(
-            f"create table {CRM}.customers (id int primary key, full_name text, region_code text)"
-        )
-        conn.execute(
-            f"create table {CRM}.orders (id int primary key, customer_id int, ordered_at date,"
-            " amount_cents int)"
-        )
-        conn.execute(
-            f"insert into {CRM}.customers values (1, 'Ada', 'NE'), (2, 'Grace', 'SW'),"
-            " (3, 'Edsger', 'MW')"
-        )
-        conn.execute(
-            f"insert into {CRM}.orders values (10, 1, '2024-01-05', 1250),"
-            " (11, 2, '2024-01-20', 990), (12, 3, '2024-02-02', 4000)"
-        )
-        conn.execute(f"grant usage on schema {CRM} to dataops_dev")
-        conn.execute(f"grant select on all tables in schema {CRM} to dataops_dev")
+        make_crm(conn)
         yield conn
         conn.execute(f"drop schema if exists {CRM} cascade")
 
@@ -311,16 +343,26 @@ def test_slim_ci_stops_before_any_ddl_when_a_node_would_leave_its_scope(
 
 
 def run_transform(image: str, secrets: dict[str, str], target: str) -> subprocess.CompletedProcess:
-    """The dbt step as the DAG launches it: the image's task entrypoint, host network."""
-    return subprocess.run(
-        ["docker", "run", "--rm", "--network", "host",
-         "-e", "PGHOST=127.0.0.1", "-e", "PGPORT=5432", "-e", "PGDATABASE=warehouse_dev",
-         "-e", "PGUSER=dataops_dev",
-         "-e", f"PGPASSWORD={secrets['DATAOPS_WAREHOUSE_DEV_PASSWORD']}",
-         image, "transform", "--select", "+fct_region_revenue customers_snapshot",
-         "--target", target, "--audit", "acme"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    """The dbt step as the DAG's DockerOperator launches it: the image's task entrypoint with the
+    task's arguments (core.pods.task_args), host network, the password as a mounted file."""
+    from dataops.core.pipeline import TaskPlan
+
+    task = TaskPlan("dbt", "transform", ("transform", "--select", SELECT), upstream=("load",))
+    spec = SimpleNamespace(pipeline="acme")  # all task_args reads of a spec for the dbt step
+    with tempfile.TemporaryDirectory() as folder:
+        secret = Path(folder) / "secrets.env"
+        secret.write_text(f"PGPASSWORD={secrets['DATAOPS_WAREHOUSE_DEV_PASSWORD']}\n")
+        secret.chmod(0o444)  # the task runs as uid 10001
+        Path(folder).chmod(0o755)
+        return subprocess.run(
+            ["docker", "run", "--rm", "--network", "host",
+             "-v", f"{folder}:/run/dataops:ro",
+             "-e", "DATAOPS_SECRETS_FILE=/run/dataops/secrets.env",
+             "-e", "PGHOST=127.0.0.1", "-e", "PGPORT=5432", "-e", "PGDATABASE=warehouse_dev",
+             "-e", "PGUSER=dataops_dev", "-e", f"DBT_TARGET={target}",
+             image, *task_args(spec, task, target)],  # type: ignore[arg-type]
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
 
 
 def test_its_image_publishes_through_the_quality_gate_with_seeds_and_snapshot_history(
@@ -334,7 +376,6 @@ def test_its_image_publishes_through_the_quality_gate_with_seeds_and_snapshot_hi
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
     assert "dbt deps: 2 package(s)" in built.stderr
     image = json.loads(built.stdout)["images"][0]["local"]
-    schemas = ("acme_stg", "acme_mart", "acme_ref_data", "acme_history")
     try:
         first = run_transform(image, platform_up, "dev")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -376,10 +417,5 @@ def test_its_image_publishes_through_the_quality_gate_with_seeds_and_snapshot_hi
         )  # fmt: skip
         assert json.loads(targets.stdout)["prod"] == "production"
     finally:
-        for schema in schemas:
-            crm.execute(f"drop schema if exists {schema} cascade")
-        for row in crm.execute(
-            "select nspname from pg_namespace where nspname like 'acme\\_%\\_\\_audit\\_acme'"
-        ).fetchall():
-            crm.execute(f"drop schema if exists {row[0]} cascade")
+        drop_published(crm, "acme")
         subprocess.run(["docker", "rmi", image], capture_output=True, check=False)

@@ -15,7 +15,7 @@ import yaml
 
 from dataops.core import dbt_project
 from dataops.core.config import DbtConfig, DbtPackages, WarehouseConfig
-from dataops.errors import ConfigError, DataOpsError, NotReadyError, tool_message
+from dataops.errors import ConfigError, DataOpsError, ExitCode, NotReadyError, tool_message
 
 MANIFEST_PATH_IN_IMAGE = "/opt/dataops/dbt_state/manifest.json"
 
@@ -167,6 +167,7 @@ def install_packages(
         f"vendor them: run `dbt deps` in {project.root} on a machine with network access, "
         f"commit {project.packages_install_path}/ and set `dbt: {{packages: vendored}}` in "
         "dataops.yml; local: packages need no network (see README, Bring your own dbt project)",
+        exit_code=ExitCode.USAGE,
     )
 
 

@@ -113,8 +113,8 @@ def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
     if templater == "dbt":
         notes.append(
             f"{source.name}: templater = dbt is replaced by the jinja templater with the "
-            "project's and packages' macros (sqlfluff-templater-dbt does not load with "
-            "dbt-core 1.11); every other setting is the project's"
+            "project's and packages' macros (the dbt templater needs a warehouse connection "
+            "and is slower; see README); every other setting is the project's"
         )
     elif templater not in ("jinja", "raw", "placeholder", "python"):
         raise ConfigError(f"{source}: unknown sqlfluff templater {templater!r}")
@@ -139,6 +139,23 @@ def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
     with config.open("w") as out:
         parser.write(out)
     return SqlfluffSetup(config, source if source.is_file() else None, notes)
+
+
+def install_remote_packages(loaded: LoadedConfig, log_path: Path) -> list[str]:
+    """`dbt deps` (dbt.packages: deps) when a hub or git package of the project is not installed
+    yet, so that its macros render; local packages are read where they are."""
+    from dataops.clients.dbt import install_packages
+    from dataops.core.config import DbtPackages
+
+    dbt = loaded.config.dbt
+    project = dbt_project.read_project((loaded.root / dbt.project_dir).resolve())
+    if dbt.packages is not DbtPackages.DEPS or not project.remote_packages():
+        return []
+    if any(project.packages_dir.glob("*/dbt_project.yml")):
+        return []
+    notes: list[str] = []
+    install_packages(project, dbt.packages, log_path, notes.append)
+    return notes
 
 
 def package_macros(project: dbt_project.DbtProjectFile) -> dict[str, list[str]]:
@@ -352,7 +369,9 @@ def lint(
         return found if candidates is None else [p for p in found if p.resolve() in candidates]
 
     sql = pick(dbt_sql_files(loaded))
+    notes = install_remote_packages(loaded, project.state.dbt_logs) if sql else []
     setup = sqlfluff_setup(loaded, project.state.cache / "lint")
+    setup.notes[:0] = notes
     images = root / "images"
     dockerfiles = pick([*images.glob("*/Dockerfile"), *images.glob("*.Dockerfile")])
     specs = pick((root / "dags" / "pipelines").glob("*.yml"))
