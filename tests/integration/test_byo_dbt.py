@@ -98,6 +98,31 @@ def test_the_projects_own_schema_macro_is_wrapped_so_every_node_is_audited(
     dbt.check_audit_routing(copy, published, tmp_path / "probe", tmp_path / "logs")
 
 
+def test_a_dispatch_override_of_the_naming_is_honoured(tmp_path: Path) -> None:
+    """A project with no generate_schema_name but a postgres__ override (custom schemas
+    verbatim): the build copy publishes where plain dbt would, and still audits every node."""
+    source = tmp_path / "acme"
+    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    project = source / "analytics"
+    (project / "macros" / "generate_schema_name.sql").write_text(
+        "{% macro postgres__generate_schema_name(custom_schema_name, node) -%}\n"
+        "{{ (custom_schema_name or target.schema) | trim }}\n"
+        "{%- endmacro %}\n"
+    )
+    copy = prepared(tmp_path, project)  # runs dbt deps in the project
+    plain = tmp_path / "plain"  # the project as dbt alone sees it, with a profile to parse
+    shutil.copytree(project, plain)
+    (plain / "profiles.yml").write_text(
+        dbt.dbt_project.profiles_yml("acme_warehouse", ["local"], "local", "analytics", 1)
+    )
+    untouched = dbt.parse_manifest(plain, tmp_path / "untouched", tmp_path / "logs")
+    assert not copy.own_schema_macro
+    published = dbt.parse_manifest(copy.path, tmp_path / "published", tmp_path / "logs")
+    assert nodes(published) == nodes(untouched)
+    assert nodes(published)["seed.acme_analytics.regions"] == "ref_data"
+    dbt.check_audit_routing(copy, published, tmp_path / "probe", tmp_path / "logs")
+
+
 def test_a_node_that_would_skip_the_audit_schema_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "acme"
     shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))

@@ -172,3 +172,31 @@ def test_sweep_refuses_a_registered_schema_its_role_does_not_own(
     finally:
         ready.execute("drop schema if exists ci_foreign_marts cascade")
         ready.execute("delete from dataops.ci_schemas where schema_name = 'ci_foreign'")
+
+
+def test_a_schema_of_another_branchs_run_is_never_built_or_dropped(
+    ready: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Branch `feat` (+schema: staging -> ci_feat_staging) and branch `feat-staging` (CI schema
+    ci_feat_staging) meet in one schema: the second run stops before any DDL, and the other
+    run's schema and table survive."""
+    ready.execute("drop schema if exists ci_feat_staging cascade")
+    ready.execute("create schema ci_feat_staging authorization dataops_dev")
+    ready.execute("create table ci_feat_staging.other_branch as select 7 as id")
+    ready.execute(
+        "insert into dataops.ci_schemas (schema_name, schemas) values (%s, %s)"
+        " on conflict (schema_name) do update set schemas = excluded.schemas",
+        ("ci_feat_staging", ["ci_feat_staging"]),
+    )
+    project = project_with(tmp_path, "stg_nycflights__airports", lambda sql: "-- b\n" + sql)
+    try:
+        result = run_dataops(
+            "ci", "dbt", "--env", "dev", "--project-dir", str(project), "--schema", "ci_feat"
+        )
+        assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "ci_feat_staging belong to another registered CI run" in result.stderr
+        assert ready.execute("select id from ci_feat_staging.other_branch").fetchall() == [(7,)]
+        assert schemas_like(ready, "ci_feat") == ["ci_feat_staging"]
+    finally:
+        ready.execute("drop schema if exists ci_feat_staging cascade")
+        ready.execute("delete from dataops.ci_schemas where schema_name = 'ci_feat_staging'")

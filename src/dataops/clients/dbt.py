@@ -109,7 +109,6 @@ def parse_manifest(
 
 
 # -- the build copy of a team's project --------------------------------------------------------
-_COPY_IGNORE = ("target", "logs", ".user.yml", "__pycache__")
 
 
 def targets_of(config: DbtConfig, environments: list[str]) -> dict[str, str]:
@@ -150,6 +149,14 @@ def install_packages(
                 f"run `dbt deps` in {project.root} where the network is reachable and commit "
                 f"{project.packages_install_path}/ (or set dbt.packages: deps)",
             )
+        for entry in sorted(installed.iterdir()):
+            if entry.is_symlink() and not entry.exists():
+                raise ConfigError(
+                    f"{entry} is a link to {os.readlink(entry)}, which does not exist here "
+                    "(dbt deps links local: packages with absolute paths)",
+                    f"vendor copies, not links: `cp -rL` the packages into "
+                    f"{project.packages_install_path}/, or keep local: packages out of it",
+                )
         return
     report(f"dbt deps: {len(project.packages)} package(s) of {project.root.name}/packages.yml")
     env = environment(project.root, log_path.parent / "deps-target", log_path)
@@ -186,8 +193,14 @@ def prepare_project(
     project = dbt_project.read_project(source)
     install_packages(project, config.packages, log_path, report)
     shutil.rmtree(dest, ignore_errors=True)
+    top = project.generated_dirs()
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__"}
+        return skip | (top & set(names) if Path(folder) == source else set())
+
     # symlinks=False: packages dbt deps linked in (local: ones) are copied as files.
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_COPY_IGNORE))
+    shutil.copytree(source, dest, ignore=ignore)
     renamed = 0
     for folder in project.macro_paths:
         for path in sorted((dest / folder).rglob("*.sql")):

@@ -36,8 +36,8 @@ AUDIT_PROBE = "probe"
 AUDIT_INFIX = "__audit_"
 PROJECT_SCHEMA_MACRO = "dataops_project_generate_schema_name"
 BUILT_RESOURCES = ("model", "seed", "snapshot")
-_SCHEMA_MACRO = re.compile(r"(\{%-?\s*macro\s+)generate_schema_name(\s*\()")
-_HUB = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SCHEMA_MACRO = re.compile(r"(\{%[-+]?\s*macro\s+)generate_schema_name(\s*\()")
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,22 @@ class DbtProjectFile:
     @property
     def packages_dir(self) -> Path:
         return self.root / self.packages_install_path
+
+    def generated_dirs(self) -> set[str]:
+        """Top-level folders dbt writes (never inputs): target-path, log-path; and what is
+        never part of a dbt project (git, venvs, the toolkit's state)."""
+        names = {
+            str(self.data.get("target-path") or "target"),
+            str(self.data.get("log-path") or "logs"),
+        }
+        return names | {".git", ".venv", ".dataops", ".user.yml"}
+
+    def missing_packages(self) -> list[Package]:
+        """Hub and git packages with no folder of their name in the packages folder yet."""
+        installed = {
+            p.name for p in self.packages_dir.glob("*") if (p / "dbt_project.yml").exists()
+        }
+        return [p for p in self.remote_packages() if package_dir_name(p) not in installed]
 
     def local_package_dirs(self) -> list[Path]:
         return [(self.root / p.name).resolve() for p in self.packages if p.kind == "local"]
@@ -128,13 +144,29 @@ def dbt_target(project_dir: Path, environment: str) -> str:
 
 def wrap_schema_macro(text: str) -> tuple[str, int]:
     """The macro file with the project's own `generate_schema_name` renamed so the toolkit's
-    can call it; and how many definitions were renamed."""
-    return _SCHEMA_MACRO.subn(rf"\g<1>{PROJECT_SCHEMA_MACRO}\g<2>", text)
+    can call it (a definition inside a Jinja comment is left alone); and how many were."""
+    comments = [m.span() for m in _COMMENT.finditer(text)]
+    count = 0
+
+    def rename(match: re.Match[str]) -> str:
+        nonlocal count
+        if any(start <= match.start() < end for start, end in comments):
+            return match.group(0)
+        count += 1
+        return f"{match.group(1)}{PROJECT_SCHEMA_MACRO}{match.group(2)}"
+
+    return _SCHEMA_MACRO.sub(rename, text), count
 
 
 def toolkit_macros(project_has_own: bool) -> str:
     """The toolkit's macros for a build copy (calling the project's naming if it has one)."""
-    naming = PROJECT_SCHEMA_MACRO if project_has_own else "default__generate_schema_name"
+    # Without a macro of its own, dbt's dispatch: the project's or a package's
+    # <adapter>__generate_schema_name / default__ override, else dbt's default.
+    naming = (
+        PROJECT_SCHEMA_MACRO
+        if project_has_own
+        else "adapter.dispatch('generate_schema_name', 'dbt')"
+    )
     return TOOLKIT_MACROS.read_text().replace("__PROJECT_NAMING__", naming)
 
 
@@ -203,11 +235,24 @@ def out_of_scope(schemas: dict[str, str], ci_schema: str) -> list[str]:
     )
 
 
+def foreign_ci_schemas(
+    planned: Iterable[str], others: Iterable[tuple[str, list[str]]]
+) -> list[str]:
+    """The planned schemas that another registered CI run owns (its CI schema or one of its
+    derived schemas): branch `feat` with `+schema: staging` and branch `feat-staging` meet in
+    `ci_feat_staging`."""
+    taken = {name for row, schemas in others for name in (row, *schemas)}
+    return sorted(set(planned) & taken)
+
+
 def in_ci_scope(schema: str, ci_schema: str) -> bool:
     return ci_schema.startswith("ci_") and (
         schema == ci_schema or schema.startswith(ci_schema + "_")
     )
 
 
-def is_hub_name(name: str) -> bool:
-    return bool(_HUB.match(name))
+def package_dir_name(package: Package) -> str:
+    """The folder dbt deps installs a package into, as far as packages.yml tells (a hub
+    package's name after the slash; a git or tarball URL's last segment)."""
+    name = package.name.rstrip("/").rsplit("/", 1)[-1]
+    return name.removesuffix(".git").removesuffix(".tar.gz").replace("-", "_")

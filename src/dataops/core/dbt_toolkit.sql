@@ -2,8 +2,9 @@
     Written into the build copy of the dbt project by dataops (dataops.core.dbt_project).
 
     Where a node is built.
-    Published (what readers query): what the project's own naming returns (dbt's default,
-    <target schema>[_<custom schema>], when the project has no generate_schema_name).
+    Published (what readers query): what the project's own naming returns: its
+    generate_schema_name (renamed in the copy), else dbt's dispatch (an <adapter>__ or default__
+    override, else dbt's default <target schema>[_<custom schema>]).
     Audit (write-audit-publish): with the var `dataops_audit: NAME`, every node goes to
     <published schema>__audit_NAME instead. `dataops-task transform` builds and tests the
     selection there, and only when every node and test passed does it move the relations into

@@ -135,19 +135,24 @@ class ImageBuilder:
         the lock and every local package), and the toolkit's dbt macros."""
         source = self.dbt_dir()
         project = dbt_project.read_project(source)
-        skip = {"target", "logs", "__pycache__"}
+        top = project.generated_dirs()
         if self.project.config.dbt.packages is not DbtPackages.VENDORED:
-            skip.add(project.packages_install_path)
-        files = [
-            (f"dbt/{p.relative_to(source)}", p)
-            for p in sorted(source.rglob("*"))
-            if p.is_file() and not skip & set(p.relative_to(source).parts)
-        ]
+            top.add(project.packages_install_path)
+
+        def inputs(folder: Path, skip: set[str]) -> list[Path]:
+            return [
+                p
+                for p in sorted(folder.rglob("*"))
+                if p.is_file()
+                and p.relative_to(folder).parts[0] not in skip
+                and "__pycache__" not in p.parts
+            ]
+
+        files = [(f"dbt/{p.relative_to(source)}", p) for p in inputs(source, top)]
         for index, folder in enumerate(project.local_package_dirs()):
             files += [
                 (f"dbt-package-{index}/{p.relative_to(folder)}", p)
-                for p in sorted(folder.rglob("*"))
-                if p.is_file() and not skip & set(p.relative_to(folder).parts)
+                for p in inputs(folder, {"target", "logs", "dbt_packages"})
             ]
         files.append(("dbt-toolkit/dbt_toolkit.sql", dbt_project.TOOLKIT_MACROS))
         return files

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from dataops.clients import dbt
 from dataops.core.dbt_artifacts import retarget_manifest, summarize
-from dataops.core.dbt_project import in_ci_scope, out_of_scope
+from dataops.core.dbt_project import foreign_ci_schemas, in_ci_scope, out_of_scope
 from dataops.core.progress import Report
 from dataops.core.selection import Selected, selection_reasons
 from dataops.errors import DataOpsError, NotReadyError
@@ -31,8 +31,19 @@ from dataops.project.environment import Environment
 
 LIST_ARGS = (
     *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
-    *("--output", "json", "--output-keys", "unique_id", "--output-keys", "schema", "-q"),
+    *("--resource-type", "test", "--output", "json", "--output-keys", "unique_id"),
+    *("--output-keys", "schema", "--output-keys", "config", "-q"),
 )
+
+
+def _builds_relation(row: dict[str, Any]) -> bool:
+    """A model, seed or snapshot, or a test that stores its failures in a table."""
+    if not row.get("schema"):
+        return False
+    if not str(row.get("unique_id", "")).startswith("test."):
+        return True
+    config = row.get("config") or {}
+    return bool(config.get("store_failures") or config.get("store_failures_as"))
 
 
 @dataclass
@@ -124,7 +135,7 @@ class SlimCi:
         ci_target = ["--target", config.dbt.ci_target]
         listed = self._dbt(["ls", *selector, *ci_target, *LIST_ARGS], prepared.path, env)
         rows = [json.loads(x) for x in listed.stdout.splitlines() if x.startswith("{")]
-        nodes = {r["unique_id"]: r["schema"] for r in rows if r.get("schema")}
+        nodes = {r["unique_id"]: r["schema"] for r in rows if _builds_relation(r)}
         outside = out_of_scope(nodes, schema)
         if outside:  # before any DDL and before the registry knows of the run
             raise DataOpsError(
@@ -144,12 +155,23 @@ class SlimCi:
             return result
         with self.connect() as conn:
             self._require_registry(conn)
-            conn.execute(
-                "insert into dataops.ci_schemas (schema_name, git_ref, schemas)"
-                " values (%s, %s, %s) on conflict (schema_name) do update set created_at = now(),"
-                " git_ref = excluded.git_ref, schemas = excluded.schemas",
-                (schema, git_ref, schemas),
-            )
+            with conn.transaction():  # one registration at a time: check, then claim
+                conn.execute("lock table dataops.ci_schemas in share row exclusive mode")
+                taken = foreign_ci_schemas(schemas, self._others(conn, schema))
+                if taken:
+                    raise DataOpsError(
+                        f"slim CI stopped before any change: {', '.join(taken)} belong to "
+                        "another registered CI run (another branch whose CI schema is a prefix "
+                        "of this one's, or the reverse)",
+                        "run it with another --schema, or sweep the other run first "
+                        "(dataops ci sweep)",
+                    )
+                conn.execute(
+                    "insert into dataops.ci_schemas (schema_name, git_ref, schemas)"
+                    " values (%s, %s, %s) on conflict (schema_name) do update set"
+                    " created_at = now(), git_ref = excluded.git_ref, schemas = excluded.schemas",
+                    (schema, git_ref, schemas),
+                )
             try:
                 how = f"state:modified+ against {ref}" if baseline else "no baseline: all"
                 self.report(f"{len(result.selected)} node(s) selected ({how}):")
@@ -193,6 +215,13 @@ class SlimCi:
                 f"dataops migrate apply --env {self.env.name}",
             )
 
+    def _others(self, conn: psycopg.Connection, schema: str) -> list[tuple[str, list[str]]]:
+        rows = conn.execute(
+            "select schema_name, schemas from dataops.ci_schemas where schema_name <> %s",
+            (schema,),
+        ).fetchall()
+        return [(row[0], list(row[1] or [])) for row in rows]
+
     # -- cleanup ---------------------------------------------------------------------------------
     def drop(self, conn: psycopg.Connection, schema: str) -> list[str]:
         """Drop a CI schema and the schemas dbt derived from it; forget it in the registry."""
@@ -201,10 +230,11 @@ class SlimCi:
         ).fetchone()
         names = sorted({schema, *(row[0] if row else [])})
         outside = [n for n in names if not in_ci_scope(n, schema)]
+        outside += foreign_ci_schemas(names, self._others(conn, schema))
         if outside:  # checked for all of them before any DROP
             raise DataOpsError(
                 f"CI schema {schema}: the registry lists {', '.join(outside)}, which are not "
-                f"{schema} or {schema}_*; nothing was dropped",
+                f"{schema} or {schema}_* of this run alone; nothing was dropped",
                 "slim CI drops only its own ci_ schemas; delete the row from "
                 "dataops.ci_schemas if it is wrong",
             )
@@ -244,9 +274,20 @@ class SlimCi:
                 " where created_at < now() - %s order by created_at",
                 (older_than,),
             ).fetchall()
-            swept = []
+            swept, refused = [], []
             for schema, created in old:
                 if not dry_run:
-                    self.drop(conn, schema)
+                    try:
+                        self.drop(conn, schema)
+                    except DataOpsError as exc:  # the others are still swept
+                        refused.append(exc.reason)
+                        continue
                 swept.append((schema, created.isoformat(timespec="seconds")))
+        if refused:
+            done = ", ".join(s for s, _ in swept) or "none"
+            raise DataOpsError(
+                "\n".join(refused) + f"\n(swept the other old CI schemas: {done})",
+                "slim CI drops only schemas its own runs created; drop these by hand if they "
+                "are yours to drop, or delete their rows from dataops.ci_schemas",
+            )
         return swept

@@ -122,7 +122,13 @@ def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
         main["templater"] = "jinja"
         jinja = parser["sqlfluff:templater:jinja"]
         jinja["apply_dbt_builtins"] = "True"
-        macro_dirs = [str(root / p) for p in project.macro_paths if (root / p).is_dir()]
+        # The team's own macro paths (relative to its config file) come first.
+        own = [
+            str((source.parent / p.strip()).resolve())
+            for p in jinja.get("load_macros_from_path", "").split(",")
+            if p.strip()
+        ]
+        macro_dirs = own + [str(root / p) for p in project.macro_paths if (root / p).is_dir()]
         library = work / "packages"
         shutil.rmtree(library, ignore_errors=True)
         library.mkdir(parents=True)
@@ -133,8 +139,15 @@ def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
                 f"__getattr__ = namespace({folders!r})\n"
             )
         if macro_dirs:
-            jinja["load_macros_from_path"] = ",".join(macro_dirs)
-        jinja["library_path"] = str(library)
+            jinja["load_macros_from_path"] = ",".join(dict.fromkeys(macro_dirs))
+        if jinja.get("library_path"):  # sqlfluff takes one: the team's, resolved
+            jinja["library_path"] = str((source.parent / jinja["library_path"]).resolve())
+            notes.append(
+                "the project's library_path is used, so package macros called as "
+                "`package.macro(...)` are not rendered by dataops"
+            )
+        else:
+            jinja["library_path"] = str(library)
     config = work / "sqlfluff.cfg"
     with config.open("w") as out:
         parser.write(out)
@@ -149,9 +162,7 @@ def install_remote_packages(loaded: LoadedConfig, log_path: Path) -> list[str]:
 
     dbt = loaded.config.dbt
     project = dbt_project.read_project((loaded.root / dbt.project_dir).resolve())
-    if dbt.packages is not DbtPackages.DEPS or not project.remote_packages():
-        return []
-    if any(project.packages_dir.glob("*/dbt_project.yml")):
+    if dbt.packages is not DbtPackages.DEPS or not project.missing_packages():
         return []
     notes: list[str] = []
     install_packages(project, dbt.packages, log_path, notes.append)
@@ -171,8 +182,8 @@ def package_macros(project: dbt_project.DbtProjectFile) -> dict[str, list[str]]:
             package.name,
             [str(folder / p) for p in package.macro_paths if (folder / p).is_dir()],
         )
-    missing = [p.name for p in project.remote_packages()]
-    if missing and not any(project.packages_dir.glob("*/dbt_project.yml")):
+    missing = [p.name for p in project.missing_packages()]
+    if missing:
         raise DataOpsError(
             f"{project.root.name}/packages.yml needs {', '.join(missing)}, which are not "
             f"installed in {project.packages_install_path}/: their macros cannot be rendered",
@@ -348,11 +359,11 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def dbt_sql_files(loaded: LoadedConfig) -> list[Path]:
-    """The SQL of the dbt project's models and snapshots (its model-paths, snapshot-paths)."""
+    """The SQL of the dbt project's models (its model-paths). Snapshots are not linted: a
+    legacy `{% snapshot %}` block is a tag sqlfluff's jinja templater does not know."""
     root = (loaded.root / loaded.config.dbt.project_dir).resolve()
     data = dbt_project.read_project(root).data
-    folders = [*(data.get("model-paths") or ["models"]), *(data.get("snapshot-paths") or [])]
-    folders += [] if data.get("snapshot-paths") else ["snapshots"]
+    folders = data.get("model-paths") or ["models"]
     return sorted({p for f in folders for p in (root / f).rglob("*.sql")})
 
 

@@ -56,7 +56,7 @@ def test_the_projects_own_macro_is_renamed_whatever_its_whitespace_control() -> 
     assert renamed.startswith("{%- macro dataops_project_generate_schema_name(")
     assert "__PROJECT_NAMING__" not in dbt_project.toolkit_macros(True)
     assert "dataops_project_generate_schema_name(" in dbt_project.toolkit_macros(True)
-    assert "default__generate_schema_name(" in dbt_project.toolkit_macros(False)
+    assert "adapter.dispatch('generate_schema_name', 'dbt')(" in dbt_project.toolkit_macros(False)
 
 
 def test_the_written_profile_is_valid_yaml_with_every_target() -> None:
@@ -83,3 +83,49 @@ def test_dbt_targets_must_name_known_environments(tmp_path: Path) -> None:
         "dev",
         "acme",
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% macro generate_schema_name(custom_schema_name, node) %}x{% endmacro %}",
+        "{%+ macro generate_schema_name (custom_schema_name, node) -%}x{% endmacro %}",
+        "{%-   macro   generate_schema_name(custom_schema_name=none, node=none) %}x{% endmacro %}",
+    ],
+)
+def test_every_way_of_writing_the_macro_is_renamed(text: str) -> None:
+    renamed, count = dbt_project.wrap_schema_macro(text)
+    assert count == 1 and "macro generate_schema_name" not in renamed.replace("  ", " ")
+    assert dbt_project.PROJECT_SCHEMA_MACRO in renamed
+
+
+def test_a_commented_out_definition_is_left_alone() -> None:
+    text = (
+        "{# old: {% macro generate_schema_name(c, n) %}{% endmacro %} #}\n"
+        "{% macro generate_schema_name(c, n) %}{{ c }}{% endmacro %}\n"
+    )
+    renamed, count = dbt_project.wrap_schema_macro(text)
+    assert count == 1
+    assert renamed.startswith("{# old: {% macro generate_schema_name(")
+
+
+def test_another_runs_schemas_are_foreign_even_when_they_look_like_ours() -> None:
+    # Branch `feat` with +schema: staging, and branch `feat-staging`, meet in ci_feat_staging.
+    others = [("ci_feat_staging", ["ci_feat_staging", "ci_feat_staging_marts"])]
+    assert dbt_project.in_ci_scope("ci_feat_staging", "ci_feat")
+    assert dbt_project.foreign_ci_schemas(["ci_feat", "ci_feat_staging"], others) == [
+        "ci_feat_staging"
+    ]
+    assert dbt_project.foreign_ci_schemas(["ci_feat", "ci_feat_marts"], others) == []
+
+
+def test_the_folder_a_remote_package_installs_into() -> None:
+    names = [
+        dbt_project.package_dir_name(dbt_project.Package(kind, name))
+        for kind, name in (
+            ("hub", "dbt-labs/dbt_utils"),
+            ("git", "https://github.com/dbt-labs/dbt-codegen.git"),
+            ("hub", "calogica/dbt_date"),
+        )
+    ]
+    assert names == ["dbt_utils", "dbt_codegen", "dbt_date"]
