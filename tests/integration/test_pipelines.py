@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from dataops.clients.airflow_api import AirflowClient
 from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
@@ -37,6 +40,56 @@ def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> Non
         "select count(*) from analytics_staging.stg_nycflights__flights"
     ).fetchone()
     assert count is not None and count[0] == 336_776
+    # One Airflow backfill (the Backfills tab), every run noting its release.
+    with dev_airflow(ready_secrets()) as client:
+        backfills = client.json("GET", "/backfills", params={"dag_id": "flights"})["backfills"]
+        latest = max(backfills, key=lambda b: b["id"])
+        assert latest["from_date"].startswith("2013-01-01")
+        assert latest["to_date"].startswith("2013-12-01")
+        runs = client.json(
+            "GET",
+            "/dags/flights/dagRuns",
+            params={"logical_date_gte": "2013-01-01T00:00:00Z", "limit": 100},
+        )["dag_runs"]
+        assert len(runs) >= 12
+        assert all("on release " in (run.get("note") or "") for run in runs)
+
+
+def ready_secrets() -> dict[str, str]:
+    from dataops.project.secrets import read_env_file
+
+    return read_env_file(ROOT / ".dataops" / "secrets.env")
+
+
+def dev_airflow(secrets: dict[str, str]) -> AirflowClient:
+    return AirflowClient("http://127.0.0.1:8080", "admin", secrets["DATAOPS_AIRFLOW_DEV_PASSWORD"])
+
+
+def test_a_run_with_no_logical_date_works_instead_of_failing_its_templates(
+    ready: psycopg.Connection,
+) -> None:
+    """Airflow 3 lets a run be triggered with no logical date (API, CLI, the UI's trigger
+    form): it runs the last complete interval of the schedule, and says so in the task log."""
+    run_id = f"no_logical_date_{uuid.uuid4().hex[:8]}"
+    with dev_airflow(ready_secrets()) as client:
+        client.json(
+            "POST",
+            "/dags/airlines/dagRuns",
+            json={"dag_run_id": run_id, "logical_date": None, "note": "test"},
+        )
+        deadline = time.monotonic() + 600
+        while (state := client.run_state("airlines", run_id)) not in ("success", "failed"):
+            assert time.monotonic() < deadline, "the run did not finish"
+            time.sleep(3)
+        tasks = client.task_instances("airlines", run_id)
+        assert state == "success", [(t["task_id"], t["state"]) for t in tasks]
+        assert {t["task_id"]: t["try_number"] for t in tasks} == {
+            "extract": 1,
+            "load": 1,
+            "dbt": 1,
+        }  # no retried template error
+        log = client.task_log("airlines", run_id, "extract", 1)
+        assert "this run has no logical date" in log
 
 
 def test_marts_match_numbers_computed_from_the_raw_csv_files(ready: psycopg.Connection) -> None:
@@ -137,6 +190,8 @@ def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
     assert "relationships_stg_nycflights__flights_carrier_code" in output, output[-3000:]
     assert "nothing was published" in output
     assert "the quality gate" in output  # failed for good: no retry of the same bad data
+    # The failing test is named in the task's failure message itself (the UI shows it).
+    assert "(the quality gate): test.flights.relationships_stg_nycflights__flights" in output
     # The fault really happened: the rejected build holds the bad rows.
     rejected = ready.execute(
         "select count(*) from analytics_staging__audit_flights.stg_nycflights__flights"

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
 from docker.types import Mount
 
+from dataops.core.timespan import interval_for
+
 # dataops-task's exit code for "a dbt data test failed": the same data fails the same way.
 EXIT_QUALITY_GATE = 3
 SECRETS_MOUNT = "/run/dataops"
 SECRETS_FILE = f"{SECRETS_MOUNT}/secrets.env"
 TASK_UID = 10001  # the task images' user
+MICROSECOND = timedelta(microseconds=1)
 
 
 class TaskContainerOperator(DockerOperator):
@@ -38,6 +42,17 @@ class TaskContainerOperator(DockerOperator):
     def __init__(self, *, warehouse_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.warehouse_conn_id = warehouse_conn_id
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        interval = missing_interval(context, self.dag)
+        if interval is not None:
+            self.log.warning(
+                "this run has no logical date: it runs the interval %s .. %s (the last complete "
+                "one before the run was triggered); trigger with a logical date to choose one",
+                interval[0].isoformat(),
+                interval[1].isoformat(),
+            )
+        super().render_template_fields(context, jinja_env)
 
     def execute(self, context: Any) -> Any:
         folder = self._write_secrets()
@@ -85,8 +100,42 @@ class TaskContainerOperator(DockerOperator):
             return super().execute(context)
         except DockerContainerFailedException as exc:
             if re.search(rf"'StatusCode': {EXIT_QUALITY_GATE}\b", str(exc)):
+                failed = failed_tests(exc.logs or [])
                 raise AirflowFailException(
-                    "a dbt data test failed (the quality gate): nothing was published; "
-                    "fix the data or the model, then run again"
+                    "a dbt data test failed (the quality gate): "
+                    + (f"{', '.join(failed)}; " if failed else "")
+                    + "nothing was published; fix the data or the model, then run again"
                 ) from exc
             raise
+
+
+def failed_tests(lines: list[str | bytes]) -> list[str]:
+    """The failing dbt tests a transform container printed (`  fail: test.x.y: ...`)."""
+    found = []
+    for line in lines:
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+        match = re.search(r"fail: ((?:unit_)?test\.[\w.]+)", text)
+        if match and match.group(1) not in found:
+            found.append(match.group(1))
+    return found[:5]
+
+
+def missing_interval(context: Any, dag: Any) -> tuple[datetime, datetime] | None:
+    """A run with no logical date (Airflow 3 allows them) has no data interval: give it the
+    last complete interval of the DAG's schedule before the run was triggered (for an
+    unscheduled DAG, the moment it was triggered), and the names the task templates use
+    (data_interval_start/end, ts_nodash). None when it has one."""
+    if context.get("data_interval_start") is not None:
+        return None
+    run = context.get("dag_run")
+    after = getattr(run, "run_after", None) or datetime.now(UTC)
+    schedule = getattr(dag, "schedule", None)
+    schedule = schedule if isinstance(schedule, str) else None
+    current = interval_for(schedule, after)
+    start, end = (
+        current if current[0] == current[1] else interval_for(schedule, current[0] - MICROSECOND)
+    )
+    context["data_interval_start"], context["data_interval_end"] = start, end
+    if not context.get("ts_nodash"):
+        context["ts_nodash"] = after.strftime("%Y%m%dT%H%M%S")
+    return start, end

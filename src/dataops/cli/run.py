@@ -35,10 +35,12 @@ def run(
     Airflow whose DAGs are not tagged env:ENV, so --env prod can only ever touch prod.
 
     A run covers the schedule interval that contains --date (a month for a @monthly
-    pipeline); --from/--to backfills every interval between them. An interval that already
-    has a run is run again (its tasks are cleared), so re-running is safe: loads are
-    idempotent. Prints each task's state as it changes, the log of any failed task, and where
-    the logs live; exits 0 only when every run succeeds (1 when any fails)."""
+    pipeline); --from/--to creates one Airflow backfill of every interval between them (the
+    Backfills tab of the web UI shows it). An interval that already has a run is run again
+    (its tasks are cleared), so re-running is safe: loads are idempotent. Every run's note
+    names who started it and the release it runs. Prints each task's state as it changes, the
+    log of any failed task, and where the logs live; exits 0 only when every run succeeds (1
+    when any fails)."""
     from dataops.core.timespan import parse_date
     from dataops.delivery.runs import PipelineRunner, StartedRun, TaskChange
 

@@ -109,16 +109,34 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.json("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
-    def trigger(self, dag_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+    def trigger(self, dag_id: str, start: datetime, end: datetime, note: str) -> dict[str, Any]:
         run_id = f"dataops__{start:%Y%m%dT%H%M%S}__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         body = {
             "dag_run_id": run_id,
             "logical_date": start.isoformat(),
             "data_interval_start": start.isoformat(),
             "data_interval_end": end.isoformat(),
-            "note": "triggered by dataops run",
+            "note": note,
         }
         return dict(self.json("POST", f"/dags/{dag_id}/dagRuns", json=body))
+
+    def backfill(
+        self, dag_id: str, first: datetime, last: datetime, max_active_runs: int
+    ) -> dict[str, Any]:
+        """An Airflow backfill of the runs whose logical dates are `first`..`last` (an interval
+        that has a run already is run again), on the DAG's latest version."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": first.isoformat(),
+            "to_date": last.isoformat(),
+            "reprocess_behavior": "completed",
+            "max_active_runs": max_active_runs,
+            "run_on_latest_version": True,
+        }
+        return dict(self.json("POST", "/backfills", json=body))
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
+        self.json("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"note": note})
 
     def run_for_interval(self, dag_id: str, start: datetime) -> str | None:
         """The id of the run whose logical date is `start` (Airflow allows one per date)."""

@@ -139,19 +139,42 @@ class PipelineRunner:
         if dag.get("is_paused"):
             self.report(f"unpausing DAG {self.pipeline}")
             client.set_paused(self.pipeline, False)
+        note = run_note(self.release_id)
+        existing = {start: client.run_for_interval(self.pipeline, start) for start, _ in spans}
+        runs: dict[datetime, str] = {}
+        if len(spans) > 1:
+            # Airflow's own backfill: the Backfills tab, one backfill id, the interval view.
+            backfill = client.backfill(
+                self.pipeline, spans[0][0], spans[-1][0], self.spec().max_active_runs
+            )
+            self.report(f"backfill {backfill.get('id')} of {len(spans)} interval(s) created")
+            for start, _ in spans:
+                run_id = client.run_for_interval(self.pipeline, start)
+                if run_id is None:
+                    raise DataOpsError(
+                        f"the backfill of {self.pipeline} made no run for {start:%Y-%m-%d}",
+                        "look at the Backfills tab of the web UI; a run of that interval may "
+                        "be running already",
+                    )
+                runs[start] = run_id
+                client.set_note(self.pipeline, run_id, note)
+        else:
+            start, end = spans[0]
+            found = existing[start]
+            if found:
+                client.clear(self.pipeline, found)
+                client.set_note(self.pipeline, found, note)
+                runs[start] = found
+            else:
+                runs[start] = client.trigger(self.pipeline, start, end, note)["dag_run_id"]
         started = []
         for start, end in spans:
-            existing = client.run_for_interval(self.pipeline, start)
-            if existing:
-                client.clear(self.pipeline, existing)
-                run_id = existing
-            else:
-                run_id = client.trigger(self.pipeline, start, end)["dag_run_id"]
+            run_id = runs[start]
             run = StartedRun(
                 run_id,
                 start,
                 end,
-                rerun=existing is not None,
+                rerun=existing[start] is not None,
                 url=f"{client.url}/dags/{self.pipeline}/runs/{run_id}",
                 label=f"{start:%Y-%m-%d}" if len(spans) > 1 else "",
             )
@@ -210,6 +233,17 @@ class PipelineRunner:
                 tail = "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
                 found.append(FailedTask(run_id, ti["task_id"], attempt, tail))
         return found
+
+
+def run_note(release_id: str) -> str:
+    """The note every run dataops starts carries: who started it, on which release."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a container)
+        user = "unknown"
+    return f"dataops run by {user} on release {short(release_id)} ({release_id})"
 
 
 def render_log_file(text: str) -> str:

@@ -52,6 +52,13 @@ def connection_uri(scheme: str, user: str, password: str, host: str, port: int, 
     )
 
 
+PLUGIN_STUB = (
+    '"""Written by `dataops up`: the dataops plugin (the Releases page)."""\n'
+    "from dataops.airflow.plugin import DataopsPlugin\n\n"
+    '__all__ = ["DataopsPlugin"]\n'
+)
+
+
 class AirflowDeployment(Service):
     """The Airflow 3 deployment of one environment, run as four supervised processes: its own
     port, metadata DB and role, secrets, and only its own environment's connections."""
@@ -217,6 +224,9 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         changed |= atomic_write(
             self.home / "passwords.json", json.dumps({user: password}) + "\n", 0o600
         )
+        # The toolkit's plugin (the Releases page), from the installed package.
+        (self.home / "plugins").mkdir(exist_ok=True)
+        changed |= atomic_write(self.home / "plugins" / "dataops_plugin.py", PLUGIN_STUB, 0o644)
         return changed
 
     def _migrate(self, report: Report) -> bool:
