@@ -78,10 +78,15 @@ def test_a_person_finds_the_release_on_the_releases_page_and_on_a_run(
     ).json()["access_token"]
     runs = httpx.get(
         f"{DEV}/api/v2/dags/airlines/dagRuns",
-        params={"order_by": "-run_after", "limit": 1},
+        params={"limit": 100},
         headers={"Authorization": f"Bearer {token}"},
     ).json()["dag_runs"]
-    run_id = runs[0]["dag_run_id"]
-    browser.get(f"{DEV}/dags/airlines/runs/{run_id}")
-    wait_for(lambda: release_id[7:19] in browser.page_source, "the release on the run's page")
+    # The run pipelines_ready started on the active release (its bundle version).
+    ours = [r for r in runs if r.get("bundle_version") == release_id]
+    assert ours, [(r["dag_run_id"], r.get("bundle_version")) for r in runs]
+    run = ours[-1]
+    assert f"on release {release_id[7:19]}" in (run.get("note") or "")
+    browser.get(f"{DEV}/dags/airlines/runs/{run['dag_run_id']}/details")
+    wait_for(lambda: release_id in browser.page_source, "the release on the run's page")
+    assert f"on release {release_id[7:19]}" in browser.page_source  # the run's note
     browser.save_screenshot(str(SHOTS / "dag-run.png"))
