@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import run_dataops  # noqa: E402
 from tests.integration.test_byo_dbt import (  # noqa: E402
     CRM,
-    FIXTURE,
+    acme_copy,
     drop_published,
     make_crm,
     run_transform,
@@ -92,8 +92,7 @@ def dbt_templater(tmp: Path, venv: Path) -> None:
     from dataops.project.secrets import read_env_file
 
     secrets = read_env_file(ROOT / ".dataops" / "secrets.env")
-    source = tmp / "templater" / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp / "templater" / "acme")
     copy = dbt.prepare_project(
         DbtConfig(), source / "analytics", tmp / "templater" / "copy", {"dev": "dev"},
         tmp / "logs", lambda _: None,

@@ -34,11 +34,17 @@ CRM = "acme_crm"
 SELECT = "+fct_region_revenue customers_snapshot"  # the seed comes with `+`
 
 
+def acme_copy(dest: Path) -> Path:
+    """A copy of the acme fixture (its project and packages) at `dest`, packages not installed."""
+    shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("dbt_packages"))
+    return dest
+
+
 def stranger(tmp_path: Path, **dbt_section: object) -> Path:
     """A checkout of the toolkit whose dataops.yml points at a copy of the acme project."""
     project = tmp_path / "project"
     project.mkdir(parents=True)
-    shutil.copytree(FIXTURE, project / "acme", ignore=shutil.ignore_patterns("dbt_packages"))
+    acme_copy(project / "acme")
     for name in ("requirements.lock",):
         shutil.copy(ROOT / name, project / name)
     for name in ("images", "src", "dags", "migrations"):
@@ -73,8 +79,7 @@ def nodes(manifest: Path) -> dict[str, str]:
 def test_the_projects_own_schema_macro_is_wrapped_so_every_node_is_audited(
     tmp_path: Path,
 ) -> None:
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     copy = prepared(tmp_path, source / "analytics")
     assert copy.name == "acme_analytics" and copy.profile == "acme_warehouse"
     assert copy.own_schema_macro and copy.packages == 2
@@ -101,8 +106,7 @@ def test_the_projects_own_schema_macro_is_wrapped_so_every_node_is_audited(
 def test_a_dispatch_override_of_the_naming_is_honoured(tmp_path: Path) -> None:
     """A project with no generate_schema_name but a postgres__ override (custom schemas
     verbatim): the build copy publishes where plain dbt would, and still audits every node."""
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     project = source / "analytics"
     (project / "macros" / "generate_schema_name.sql").write_text(
         "{% macro postgres__generate_schema_name(custom_schema_name, node) -%}\n"
@@ -124,8 +128,7 @@ def test_a_dispatch_override_of_the_naming_is_honoured(tmp_path: Path) -> None:
 
 
 def test_a_node_that_would_skip_the_audit_schema_is_refused(tmp_path: Path) -> None:
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     # A legacy snapshot names its schema itself: no generate_schema_name, no audit schema.
     (source / "analytics" / "snapshots" / "legacy_orders.sql").write_text(
         "{% snapshot legacy_orders %}\n"
@@ -145,8 +148,7 @@ def test_a_node_that_would_skip_the_audit_schema_is_refused(tmp_path: Path) -> N
 
 
 def test_a_package_that_cannot_be_fetched_is_one_clear_error(tmp_path: Path) -> None:
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     packages = source / "analytics" / "packages.yml"
     packages.write_text(
         packages.read_text() + "  - package: acme-internal/warehouse_utils\n    version: 1.0.0\n"
@@ -176,8 +178,7 @@ def test_a_package_that_cannot_be_fetched_is_one_clear_error(tmp_path: Path) -> 
 
 def test_vendored_packages_need_no_download(tmp_path: Path) -> None:
     """A hub package the host cannot fetch, vendored: its checked-in folder is used as is."""
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     project = source / "analytics"
     packages = project / "packages.yml"
     packages.write_text(
@@ -291,8 +292,7 @@ def crm(platform_up: dict[str, str]) -> Iterator[psycopg.Connection]:
 def test_slim_ci_with_no_baseline_builds_every_node_in_its_own_schemas(
     crm: psycopg.Connection, tmp_path: Path
 ) -> None:
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     result = run_dataops(
         "ci",
         "dbt",
@@ -327,8 +327,7 @@ def test_slim_ci_stops_before_any_ddl_when_a_node_would_leave_its_scope(
     """The data-loss case: the project routes custom schemas verbatim everywhere, so its seed
     lands in `ref_data`, a schema of dev's own role holding a table. Before, slim CI built there
     and then ran DROP SCHEMA ref_data CASCADE; now it stops before any change."""
-    source = tmp_path / "acme"
-    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("dbt_packages"))
+    source = acme_copy(tmp_path / "acme")
     macro = source / "analytics" / "macros" / "generate_schema_name.sql"
     macro.write_text(macro.read_text().replace("target.name == 'production'", "true"))
     crm.execute("drop schema if exists ref_data cascade")

@@ -61,7 +61,7 @@ def ci_dbt(
             "use ci_ followed by lower-case letters, digits and underscores",
             exit_code=ExitCode.USAGE,
         )
-    dbt_project = (project_dir or project.root / project.config.dbt.project_dir).resolve()
+    dbt_project = project_dir.resolve() if project_dir else project.loaded.dbt_dir
     if not (dbt_project / "dbt_project.yml").exists():
         raise DataOpsError(
             f"no dbt_project.yml in {dbt_project}",

@@ -73,7 +73,7 @@ def _dbt_problems(ctx: Context) -> list[str]:
     dbt = loaded.config.dbt
     where = loaded.document.where(("dbt", "project_dir"))
     try:
-        project = read_project((loaded.root / dbt.project_dir).resolve())
+        project = read_project(loaded.dbt_dir)
     except ConfigError as exc:
         return [f"{where}: dbt.project_dir {dbt.project_dir!r}: {exc}"]
     problems = []

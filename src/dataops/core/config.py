@@ -286,6 +286,11 @@ class LoadedConfig:
     def root(self) -> Path:
         return self.path.parent
 
+    @property
+    def dbt_dir(self) -> Path:
+        """The dbt project's folder (dbt.project_dir, relative to dataops.yml)."""
+        return (self.root / self.config.dbt.project_dir).resolve()
+
     def environment(self, name: str) -> EnvironmentConfig:
         try:
             return self.config.environments[name]

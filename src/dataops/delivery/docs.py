@@ -18,7 +18,7 @@ def generate(env: Environment, report: Report) -> Path:
     config = env.project.config
     prepared = dbt.prepare_project(
         config.dbt,
-        (env.project.root / config.dbt.project_dir).resolve(),
+        env.project.loaded.dbt_dir,
         target.parent / f"{env.name}-project",
         dbt.targets_of(config.dbt, list(config.environments)),
         env.state.dbt_logs,

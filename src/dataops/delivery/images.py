@@ -128,7 +128,7 @@ class ImageBuilder:
         return files
 
     def dbt_dir(self) -> Path:
-        return (self.root / self.project.config.dbt.project_dir).resolve()
+        return self.project.loaded.dbt_dir
 
     def _dbt_inputs(self) -> list[tuple[str, Path]]:
         """The dbt project's files (its packages folder only when vendored; else packages.yml,

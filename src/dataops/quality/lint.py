@@ -77,14 +77,15 @@ class SqlfluffSetup:
     notes: list[str] = field(default_factory=list)
 
 
-def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
+def sqlfluff_setup(
+    loaded: LoadedConfig, project: dbt_project.DbtProjectFile, work: Path
+) -> SqlfluffSetup:
     """The project's .sqlfluff (dbt.sqlfluff_config, default <project>/.sqlfluff) with the jinja
     templater fed the project's macros and its packages' (as `package.macro`), written to
     `work`. sqlfluff then runs with --ignore-local-config: no config of a parent folder, the
     home folder or the cwd leaks in."""
     dbt = loaded.config.dbt
-    root = (loaded.root / dbt.project_dir).resolve()
-    project = dbt_project.read_project(root)
+    root = project.root
     source = (loaded.root / dbt.sqlfluff_config) if dbt.sqlfluff_config else root / ".sqlfluff"
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # context names keep case
@@ -154,14 +155,15 @@ def sqlfluff_setup(loaded: LoadedConfig, work: Path) -> SqlfluffSetup:
     return SqlfluffSetup(config, source if source.is_file() else None, notes)
 
 
-def install_remote_packages(loaded: LoadedConfig, log_path: Path) -> list[str]:
+def install_remote_packages(
+    loaded: LoadedConfig, project: dbt_project.DbtProjectFile, log_path: Path
+) -> list[str]:
     """`dbt deps` (dbt.packages: deps) when a hub or git package of the project is not installed
     yet, so that its macros render; local packages are read where they are."""
     from dataops.clients.dbt import install_packages
     from dataops.core.config import DbtPackages
 
     dbt = loaded.config.dbt
-    project = dbt_project.read_project((loaded.root / dbt.project_dir).resolve())
     if dbt.packages is not DbtPackages.DEPS or not project.missing_packages():
         return []
     notes: list[str] = []
@@ -358,13 +360,11 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def dbt_sql_files(loaded: LoadedConfig) -> list[Path]:
+def dbt_sql_files(project: dbt_project.DbtProjectFile) -> list[Path]:
     """The SQL of the dbt project's models (its model-paths). Snapshots are not linted: a
     legacy `{% snapshot %}` block is a tag sqlfluff's jinja templater does not know."""
-    root = (loaded.root / loaded.config.dbt.project_dir).resolve()
-    data = dbt_project.read_project(root).data
-    folders = data.get("model-paths") or ["models"]
-    return sorted({p for f in folders for p in (root / f).rglob("*.sql")})
+    folders = project.data.get("model-paths") or ["models"]
+    return sorted({p for f in folders for p in (project.root / f).rglob("*.sql")})
 
 
 def lint(
@@ -379,9 +379,10 @@ def lint(
         found = sorted(paths)
         return found if candidates is None else [p for p in found if p.resolve() in candidates]
 
-    sql = pick(dbt_sql_files(loaded))
-    notes = install_remote_packages(loaded, project.state.dbt_logs) if sql else []
-    setup = sqlfluff_setup(loaded, project.state.cache / "lint")
+    dbt = dbt_project.read_project(loaded.dbt_dir)
+    sql = pick(dbt_sql_files(dbt))
+    notes = install_remote_packages(loaded, dbt, project.state.dbt_logs) if sql else []
+    setup = sqlfluff_setup(loaded, dbt, project.state.cache / "lint")
     setup.notes[:0] = notes
     images = root / "images"
     dockerfiles = pick([*images.glob("*/Dockerfile"), *images.glob("*.Dockerfile")])
