@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 
-from tests.conftest import run_dataops
+from tests.conftest import ROOT, run_dataops
 
 REFERENCE = ("airlines", "airports", "planes", "weather")
 
@@ -44,3 +45,38 @@ def dev_warehouse(secrets: dict[str, str]) -> psycopg.Connection:
         password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
         autocommit=True,
     )
+
+
+AIRFLOW = {
+    "dev": "http://127.0.0.1:8080",
+    "staging": "http://127.0.0.1:8081",
+    "prod": "http://127.0.0.1:8082",
+}
+
+
+def airflow_token(env: str, secrets: dict[str, str]) -> str:
+    """A bearer token of ENV's Airflow (its admin user), as the UI's login makes one."""
+    response = httpx.post(
+        f"{AIRFLOW[env]}/auth/token",
+        json={"username": "admin", "password": secrets[f"DATAOPS_AIRFLOW_{env.upper()}_PASSWORD"]},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["access_token"])
+
+
+def releases_json(env: str, secrets: dict[str, str]) -> dict:
+    """ENV's Releases page (the dataops plugin in ENV's Airflow) as JSON."""
+    headers = {
+        "Authorization": f"Bearer {airflow_token(env, secrets)}",
+        "Accept": "application/json",
+    }
+    response = httpx.get(f"{AIRFLOW[env]}/dataops/releases", headers=headers)
+    assert response.status_code == 200, response.text[:500]
+    return dict(response.json())
+
+
+def ready_secrets() -> dict[str, str]:
+    """The platform's generated secrets (what `dataops up` wrote to .dataops/secrets.env)."""
+    from dataops.project.secrets import read_env_file
+
+    return read_env_file(ROOT / ".dataops" / "secrets.env")

@@ -7,13 +7,17 @@ import json
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
 
 from dataops.clients.airflow_api import AirflowClient
 from tests.conftest import ROOT, run_dataops
+from tests.integration.conftest import ready_secrets
 
 pytestmark = pytest.mark.integration
 INCOMING = ROOT / ".dataops" / "data" / "dev" / "incoming"
@@ -53,12 +57,6 @@ def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> Non
         )["dag_runs"]
         assert len(runs) >= 12
         assert all("on release " in (run.get("note") or "") for run in runs)
-
-
-def ready_secrets() -> dict[str, str]:
-    from dataops.project.secrets import read_env_file
-
-    return read_env_file(ROOT / ".dataops" / "secrets.env")
 
 
 def dev_airflow(secrets: dict[str, str]) -> AirflowClient:
@@ -198,6 +196,7 @@ def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
         " where carrier_code = 'ZZ'"
     ).fetchone()[0]
     assert rejected == 100
+    failing_run_is_readable_in_the_ui()
     for table in marts:
         assert state_of(ready, table) == published[table], table
     assert (
@@ -216,6 +215,44 @@ def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
         "select count(*) from pg_namespace where nspname like '%\\_\\_audit\\_flights'"
     ).fetchone()[0]
     assert leftover == 0
+
+
+def failing_run_is_readable_in_the_ui() -> None:
+    """The failed dbt step of June 2013: its "dbt results" link opens the plugin's page of
+    every model and test with its status, and the container's stderr is logged at WARNING
+    while its stdout (dbt's own output) is at INFO."""
+    with dev_airflow(ready_secrets()) as client:
+        run_id = client.run_for_interval("flights", datetime(2013, 6, 1, tzinfo=UTC))
+        assert run_id
+        base = f"/dags/flights/dagRuns/{quote(run_id, safe='')}/taskInstances/dbt"
+        links = client.json("GET", f"{base}/links")
+        url = links["dbt results"]
+        assert url.startswith("/dataops/dbt/flights/"), links
+        auth = client._auth()
+        page = httpx.get(f"{client.url}{url}", headers={**auth, "Accept": "application/json"})
+        assert page.status_code == 200, page.text[:500]
+        results = {n["unique_id"]: n["status"] for n in page.json()["results"]}
+        failed = [u for u, status in results.items() if status == "fail"]
+        assert failed and all("relationships_stg_nycflights__flights" in u for u in failed)
+        assert any(u.startswith("model.") and s == "success" for u, s in results.items())
+        html = httpx.get(f"{client.url}{url}", headers=auth)
+        assert "relationships_stg_nycflights__flights" in html.text and 'class="fail"' in html.text
+        assert httpx.get(f"{client.url}{url}").status_code == 401  # the plugin's auth
+
+        tries = [t for t in client.task_instances("flights", run_id) if t["task_id"] == "dbt"]
+        events = client.request(
+            "GET",
+            f"{base}/logs/{tries[0]['try_number']}",
+            params={"full_content": "true"},
+        ).json()["content"]
+        levels = {}
+        for event in events:
+            if isinstance(event, dict):
+                levels.setdefault(str(event.get("event", "")).strip(), event.get("level"))
+        stderr = [e for e in levels if e.startswith("dbt build failed: nothing was published")]
+        assert stderr and levels[stderr[0]] == "warning", stderr
+        stdout = [e for e in levels if e.startswith("+ ") and " build --select " in e]
+        assert stdout and levels[stdout[0]] == "info", stdout
 
 
 def test_a_failing_container_fails_the_run_with_its_error(ready: psycopg.Connection) -> None:

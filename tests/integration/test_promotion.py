@@ -22,6 +22,7 @@ import pytest
 from dataops.clients.oci import RegistryClient
 from dataops.core.config import load_config
 from tests.conftest import DATAOPS, ROOT, run_dataops
+from tests.integration.conftest import ready_secrets, releases_json
 
 pytestmark = pytest.mark.integration
 ACTIVE = ROOT / ".dataops" / "releases"
@@ -308,12 +309,27 @@ def test_prod_rollback_needs_approval_and_the_next_prod_run_uses_the_old_release
         assert active_images("prod")["extract"] == first_extract
         assert record["record"]["images"]["extract"]["digest"] == first_extract
         assert extract_image_of_a_run("prod") == first_extract
+        # Prod's Releases page shows what staging runs and prod no longer does: the other
+        # release, with its extract image (the diff a release manager reads before approving).
+        upstream = releases_json("prod", ready_secrets())["upstream"]
+        assert upstream["from"] == "staging" and upstream["release_id"] == other
+        assert upstream["pending"] is True
+        other_extract = history_record("staging", other)["images"]["extract"]["digest"]
+        assert {i["name"]: (i["upstream"], i["here"]) for i in upstream["images"]} == {
+            "extract": (other_extract, first_extract)
+        }
+        assert any(c["check"] == "smoke" and c["ok"] for c in upstream["checks"])
     finally:
         restore_dev_release()
 
 
 # -- helpers ---------------------------------------------------------------------------------
 _BUILDS = ROOT / ".dataops" / "builds" / "dev.json"
+
+
+def history_record(env: str, release_id: str) -> dict:
+    shown = dataops_ok("release", "show", release_id, "--env", env, "--json").stdout
+    return dict(json.loads(shown)["record"])
 
 
 def build_other_release(tmp_path: Path) -> str:

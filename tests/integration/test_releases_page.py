@@ -8,18 +8,10 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import airflow_token, releases_json
 
 pytestmark = pytest.mark.integration
 DEV = "http://127.0.0.1:8080"
-
-
-def token(secrets: dict[str, str]) -> str:
-    response = httpx.post(
-        f"{DEV}/auth/token",
-        json={"username": "admin", "password": secrets["DATAOPS_AIRFLOW_DEV_PASSWORD"]},
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["access_token"])
 
 
 def test_anonymous_requests_to_the_plugin_are_refused(pipelines_ready: dict[str, str]) -> None:
@@ -36,10 +28,8 @@ def test_the_releases_page_shows_the_active_release_its_digests_and_history(
 ) -> None:
     active = json.loads((ROOT / ".dataops" / "releases" / "active-dev.json").read_text())
     release_id = active["release"]
-    headers = {"Authorization": f"Bearer {token(pipelines_ready)}"}
-    data = httpx.get(
-        f"{DEV}/dataops/releases", headers={**headers, "Accept": "application/json"}
-    ).json()
+    headers = {"Authorization": f"Bearer {airflow_token('dev', pipelines_ready)}"}
+    data = releases_json("dev", pipelines_ready)
     assert data["environment"] == "dev" and data["active_release"] == release_id
     digests = {i["name"]: i["digest"] for i in data["images"]}
     assert sorted(digests) == ["extract", "load", "transform"]

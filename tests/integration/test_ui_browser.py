@@ -1,5 +1,6 @@
-"""The Airflow web UI in a real browser (headless Chromium, Debian's chromium-driver): log in as
-a person does, open the Releases page and a DAG run's page, and find the release they ran."""
+"""The Airflow web UI in a real browser (headless Chromium, Debian's chromium-driver): log in to
+prod's Airflow as a person does, after make demo's promotion (dev -> staging -> prod), open the
+Releases page and a DAG run's page, and find the release they ran."""
 
 from __future__ import annotations
 
@@ -13,11 +14,49 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_dataops
+from tests.integration.conftest import AIRFLOW, airflow_token
 
 pytestmark = pytest.mark.integration
-DEV = "http://127.0.0.1:8080"
+PROD = AIRFLOW["prod"]
 SHOTS = ROOT / ".dataops" / "screenshots"
+
+
+def active(env: str) -> str:
+    return str(
+        json.loads((ROOT / ".dataops" / "releases" / f"active-{env}.json").read_text())["release"]
+    )
+
+
+def dataops_ok(*args: str) -> None:
+    result = run_dataops(*args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def prod_release(pipelines_ready: dict[str, str]) -> str:
+    """Prod runs a release that came from dev as `make demo` brings it (checked in dev,
+    promoted to staging, smoke-checked there, promoted to prod with an approval), unless prod
+    already runs dev's release (test_promotion got there first); then one prod run of airlines,
+    whose note names the release."""
+    prod = ROOT / ".dataops" / "releases" / "active-prod.json"
+    if not prod.exists() or active("prod") != active("dev"):
+        dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
+        dataops_ok("promote", "--to", "staging")
+        dataops_ok(
+            "release",
+            "check",
+            "--env",
+            "staging",
+            "--name",
+            "smoke",
+            "--passed",
+            "--detail",
+            "browser test (the real smoke runs are tested in test_environments)",
+        )
+        dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")
+    dataops_ok("run", "airlines", "--env", "prod", "--date", "2013-01-01")
+    return active("prod")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +81,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 
 
 def log_in(browser: webdriver.Chrome, password: str) -> None:
-    browser.get(f"{DEV}/")
+    browser.get(f"{PROD}/")
     wait_for(lambda: bool(browser.find_elements(By.CSS_SELECTOR, "input[type=password]")), "login")
     user = browser.find_elements(By.CSS_SELECTOR, "input:not([type=password])")[0]
     user.send_keys("admin")
@@ -51,42 +90,42 @@ def log_in(browser: webdriver.Chrome, password: str) -> None:
     wait_for(lambda: browser.get_cookie("_token") is not None, "the session cookie")
 
 
-def test_a_person_finds_the_release_on_the_releases_page_and_on_a_run(
-    browser: webdriver.Chrome, pipelines_ready: dict[str, str]
+def test_a_person_finds_the_release_on_prods_releases_page_and_on_a_run(
+    browser: webdriver.Chrome, pipelines_ready: dict[str, str], prod_release: str
 ) -> None:
-    release_id = json.loads((ROOT / ".dataops" / "releases" / "active-dev.json").read_text())[
-        "release"
-    ]
-    password = pipelines_ready["DATAOPS_AIRFLOW_DEV_PASSWORD"]
-    log_in(browser, password)
+    release_id = prod_release
+    log_in(browser, pipelines_ready["DATAOPS_AIRFLOW_PROD_PASSWORD"])
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    browser.get(f"{DEV}/dataops/releases")
+    browser.get(f"{PROD}/dataops/releases")
     wait_for(lambda: release_id in browser.page_source, "the active release on the page")
-    shown = browser.find_element(By.ID, "active-release").text
-    assert shown == release_id
+    assert browser.find_element(By.ID, "active-release").text == release_id
     images = browser.find_element(By.ID, "images").text
-    assert images.count("@sha256:") == 3
+    record = json.loads((ROOT / ".dataops" / "releases" / "active-prod.json").read_text())
+    for info in record["images"].values():  # the three digests, as prod's registry serves them
+        assert info["ref"] in images, (info["ref"], images)
+    assert images.count("127.0.0.1:5003/dataops/") == 3
+    # What staging runs that prod does not yet (or that prod runs what staging runs).
+    upstream = browser.find_element(By.ID, "upstream").text
+    assert active("staging") in upstream, upstream
     browser.save_screenshot(str(SHOTS / "releases-page.png"))
 
     # The page is in the UI's navigation too (the plugin's external view, in the UI's frame).
-    browser.get(f"{DEV}/plugin/releases")
+    browser.get(f"{PROD}/plugin/releases")
     wait_for(lambda: bool(browser.find_elements(By.TAG_NAME, "iframe")), "the embedded page")
 
-    token = httpx.post(
-        f"{DEV}/auth/token", json={"username": "admin", "password": password}
-    ).json()["access_token"]
+    token = airflow_token("prod", pipelines_ready)
     runs = httpx.get(
-        f"{DEV}/api/v2/dags/airlines/dagRuns",
+        f"{PROD}/api/v2/dags/airlines/dagRuns",
         params={"limit": 100},
         headers={"Authorization": f"Bearer {token}"},
     ).json()["dag_runs"]
-    # The run pipelines_ready started on the active release (its bundle version).
+    # The run prod_release started on the active release (its bundle version).
     ours = [r for r in runs if r.get("bundle_version") == release_id]
     assert ours, [(r["dag_run_id"], r.get("bundle_version")) for r in runs]
     run = ours[-1]
     assert f"on release {release_id[7:19]}" in (run.get("note") or "")
-    browser.get(f"{DEV}/dags/airlines/runs/{run['dag_run_id']}/details")
+    browser.get(f"{PROD}/dags/airlines/runs/{run['dag_run_id']}/details")
     wait_for(lambda: release_id in browser.page_source, "the release on the run's page")
     assert f"on release {release_id[7:19]}" in browser.page_source  # the run's note
     browser.save_screenshot(str(SHOTS / "dag-run.png"))

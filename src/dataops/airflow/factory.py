@@ -16,7 +16,7 @@ from airflow.sdk import DAG, BaseOperator
 from docker.types import Mount
 
 from dataops.airflow import runtime
-from dataops.airflow.operators import TaskContainerOperator
+from dataops.airflow.operators import TaskContainerOperator, TransformContainerOperator
 from dataops.core.config import RuntimeConfig, RuntimeKind
 from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, load_spec, plan
 from dataops.core.pods import render_pod, task_args, task_env
@@ -55,6 +55,13 @@ def _doc(pipeline: PipelinePlan, release: dict[str, Any] | None) -> str:
     if release:
         commit = str(release.get("git_commit"))[:12]
         lines.insert(-2, f"- **release**: `{release.get('id')}` (commit `{commit}`)")
+    try:  # the spec itself (the Code tab shows the stub that loads it)
+        text = Path(pipeline.source_file).read_text()
+    except OSError:
+        text = ""
+    if text:
+        lines += ["", f"## The spec: `dags/pipelines/{spec.pipeline}.yml`", "", "```yaml"]
+        lines += [text.rstrip().replace("```", "` ` `"), "```"]
     return "\n".join(lines)
 
 
@@ -122,7 +129,8 @@ def _docker_operator(
     registry_conn = (
         f"registry_{env}" if os.environ.get(f"AIRFLOW_CONN_REGISTRY_{env.upper()}") else None
     )
-    return TaskContainerOperator(
+    operator = TransformContainerOperator if task.image == "transform" else TaskContainerOperator
+    return operator(
         dag=dag,
         task_id=task.task_id,
         warehouse_conn_id=f"warehouse_{env}",

@@ -1,22 +1,26 @@
-"""DockerOperator that never trips over the container of an earlier, killed try, and does not
-retry a failed data-quality gate."""
+"""DockerOperator that never trips over the container of an earlier, killed try, does not
+retry a failed data-quality gate, logs the container's stderr at WARNING (stdout at INFO), and
+(for the dbt step) keeps the per-model and per-test results as an XCom behind an extra link."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
 from docker.types import Mount
 
+from dataops.core.dbt_artifacts import RESULTS_XCOM, results_url
 from dataops.core.timespan import interval_for
 
 # dataops-task's exit code for "a dbt data test failed": the same data fails the same way.
@@ -42,6 +46,15 @@ class TaskContainerOperator(DockerOperator):
     def __init__(self, *, warehouse_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.warehouse_conn_id = warehouse_conn_id
+        self._streams: SplitStreams | None = None
+
+    @property
+    def cli(self) -> Any:
+        """The Docker API client, with `attach` splitting the container's stdout and stderr."""
+        client = super().cli
+        if self._streams is None or self._streams.client is not client:
+            self._streams = SplitStreams(client, self.log)
+        return self._streams
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         interval = missing_interval(context, self.dag)
@@ -97,16 +110,89 @@ class TaskContainerOperator(DockerOperator):
                 if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                     raise
         try:
-            return super().execute(context)
+            output = super().execute(context)
         except DockerContainerFailedException as exc:
+            self.on_output(context, list(exc.logs or []))
             if re.search(rf"'StatusCode': {EXIT_QUALITY_GATE}\b", str(exc)):
-                failed = failed_tests(exc.logs or [])
+                failed = failed_tests([*(exc.logs or []), *self.stderr_lines()])
                 raise AirflowFailException(
                     "a dbt data test failed (the quality gate): "
                     + (f"{', '.join(failed)}; " if failed else "")
                     + "nothing was published; fix the data or the model, then run again"
                 ) from exc
             raise
+        self.on_output(context, [output] if isinstance(output, str) else list(output or []))
+        return output
+
+    def stderr_lines(self) -> list[str]:
+        return list(self._streams.lines) if self._streams else []
+
+    def on_output(self, context: Any, stdout: list[str]) -> None:
+        """What the container printed to stdout (the last line when it succeeded, every line
+        when it failed): nothing to do here; the dbt step keeps its results."""
+
+
+class DbtResultsLink(BaseOperatorLink):
+    """The dbt step's results page (the dataops plugin renders the step's XCom)."""
+
+    name = "dbt results"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return results_url(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+
+
+class TransformContainerOperator(TaskContainerOperator):
+    """The dbt step: its per-model and per-test results are an XCom (`dbt_results`) and the
+    task has a "dbt results" link to the page that shows them, whether the step passed or not."""
+
+    operator_extra_links = (DbtResultsLink(),)
+
+    def on_output(self, context: Any, stdout: list[str]) -> None:
+        for line in reversed(stdout):
+            text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+            if text.startswith('{"step": "transform"'):
+                try:
+                    summary = json.loads(text)
+                except ValueError:
+                    break
+                context["ti"].xcom_push(key=RESULTS_XCOM, value=json.dumps(summary))
+                return
+        self.log.warning("the dbt step printed no results summary; no dbt results to show")
+
+
+class SplitStreams:
+    """A Docker API client whose streamed `attach` keeps the container's two streams apart:
+    stdout goes on to the DockerOperator (logged at INFO, its last line the XCom), stderr is
+    logged at WARNING here, line by line, and kept in `lines`."""
+
+    def __init__(self, client: Any, log: Any) -> None:
+        self.client, self.log, self.lines = client, log, list[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def attach(self, container: Any, **kwargs: Any) -> Any:
+        if not (kwargs.get("stream") and kwargs.get("stdout", True) and kwargs.get("stderr", True)):
+            return self.client.attach(container, **kwargs)
+        return self._split(self.client.attach(container, **{**kwargs, "demux": True}))
+
+    def _split(self, frames: Any) -> Iterator[bytes]:
+        pending = ""
+        for out, err in frames:
+            if err:
+                pending += err.decode(errors="replace")
+                *done, pending = pending.split("\n")
+                for line in done:
+                    self._warn(line)
+            if out:
+                yield out
+        if pending:
+            self._warn(pending)
+
+    def _warn(self, line: str) -> None:
+        line = line.rstrip()
+        self.log.warning("%s", line)
+        self.lines.append(line)
 
 
 def failed_tests(lines: list[str | bytes]) -> list[str]:

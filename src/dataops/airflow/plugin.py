@@ -1,4 +1,5 @@
-"""The Airflow plugin every deployment loads: a Releases page for its environment.
+"""The Airflow plugin every deployment loads: a Releases page for its environment, and the
+results page of each dbt step (its task's "dbt results" link).
 
 Airflow 3's documented way (`fastapi_apps` + `external_views`): a FastAPI app mounted at
 /dataops in the api-server, and a "Releases" entry in the UI's navigation. Airflow does not
@@ -6,7 +7,9 @@ authenticate plugin routes by itself, so every route depends on Airflow's own `g
 JWT of the UI's session cookie, or a bearer token): anonymous requests get 401.
 
 It reads only its own environment: the active release from the deployment's active file, the
-release record from its own registry, the history from its own warehouse.
+release record from its own registry, the history from its own warehouse (where the CLI also
+records what the upstream environment would promote: the `candidate` rows); dbt results come
+from the task's XCom in this deployment's Airflow database, behind Airflow's DAG permissions.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from airflow.api_fastapi.core_api.security import get_user
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dataops.airflow.bundle import active_release_id, registry_client
+from dataops.airflow.operators import DbtResultsLink
 from dataops.airflow.runtime import environment, registry
+from dataops.core.dbt_artifacts import RESULTS_ROUTE, RESULTS_XCOM
 from dataops.core.promotion import RELEASE_MEDIA, RELEASES_REPO
-from dataops.core.release_page import page_data, render
+from dataops.core.release_page import page_data, render, render_dbt_results
 
 PREFIX = "/dataops"
 app = FastAPI(title="dataops", description="Releases of this deployment's environment")
@@ -73,14 +80,61 @@ def releases_page(
 ) -> HTMLResponse | JSONResponse:
     """The Releases page (HTML), or its data with `Accept: application/json`."""
     data = releases(environment())
-    if "application/json" in request.headers.get("accept", ""):
+    if _wants_json(request):
         return JSONResponse(data)
     return HTMLResponse(render(data, registry()))
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def dbt_results(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """The `dbt_results` XCom of one dbt step (a JSON string), or None."""
+    from airflow.models.xcom import XComModel
+
+    query = XComModel.get_many(
+        run_id=run_id, key=RESULTS_XCOM, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index
+    )
+    row = session.scalars(query).first()
+    value = row.value if row is not None else None
+    for _ in range(3):  # stored as JSON; the operator pushes a JSON string
+        if not isinstance(value, str):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    return value if isinstance(value, dict) else None
+
+
+@app.get(
+    RESULTS_ROUTE.removeprefix(PREFIX) + "/{dag_id}/{run_id}/{task_id}",
+    response_model=None,
+    dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.XCOM))],
+)
+def dbt_results_page(
+    request: Request,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    session: SessionDep,
+    map_index: int = -1,
+) -> HTMLResponse | JSONResponse:
+    """Which dbt models and tests one dbt step ran and how each ended (HTML, or JSON)."""
+    data = dbt_results(session, dag_id, run_id, task_id, map_index)
+    if data is None:
+        raise HTTPException(404, f"no dbt results for {dag_id} / {run_id} / {task_id}")
+    data = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, **data}
+    if _wants_json(request):
+        return JSONResponse(data)
+    return HTMLResponse(render_dbt_results(data))
 
 
 class DataopsPlugin(AirflowPlugin):
     name = "dataops"
     fastapi_apps = [{"app": app, "url_prefix": PREFIX, "name": "dataops releases"}]
+    operator_extra_links = [DbtResultsLink()]
     external_views = [
         {
             "name": "Releases",

@@ -8,8 +8,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 _MANIFEST_SECTIONS = ("nodes", "sources", "seeds", "snapshots", "unit_tests")
+# The dbt step's results as an XCom of its task, and the plugin page that shows them.
+RESULTS_XCOM = "dbt_results"
+RESULTS_ROUTE = "/dataops/dbt"
+MAX_NODES = 2000  # an XCom is a row in Airflow's database: keep it bounded
 
 
 @dataclass
@@ -19,6 +25,7 @@ class BuildSummary:
     models: int = 0
     tests: int = 0
     failures: list[str] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def retarget_manifest(manifest: Path, out_dir: Path, database: str) -> Path:
@@ -49,7 +56,23 @@ def summarize(run_results: Path) -> BuildSummary:
             result.models += 1
         elif unique_id.startswith(("test.", "unit_test.")):
             result.tests += 1
+        message = (item.get("message") or "").strip().splitlines()
         if status in ("fail", "error"):
-            message = (item.get("message") or "").strip().splitlines()
             result.failures.append(f"{status}: {unique_id}: {message[0] if message else ''}")
+        if len(result.nodes) < MAX_NODES:
+            result.nodes.append(
+                {
+                    "unique_id": unique_id,
+                    "status": status,
+                    "seconds": round(float(item.get("execution_time") or 0), 2),
+                    "failures": item.get("failures"),
+                    "message": (message[0] if message else "")[:300],
+                }
+            )
     return result
+
+
+def results_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The address (same origin as the Airflow UI) of one dbt step's results page."""
+    parts = "/".join(quote(str(p), safe="") for p in (dag_id, run_id, task_id))
+    return f"{RESULTS_ROUTE}/{parts}" + (f"?map_index={map_index}" if map_index >= 0 else "")

@@ -25,6 +25,11 @@ RELEASE_FILE = "release.json"  # the record, next to the DAG files of a bundle v
 
 # History actions after which the release is the one the environment runs.
 ACTIVATING = ("created", "promoted", "rolled-back")
+# Written into an environment's history when the one it is promoted from activates or checks
+# a release: what that environment would receive (its Releases page diffs it with its own).
+CANDIDATE = "candidate"
+# The parts of a release record a candidate row carries (no DAG code: that stays upstream).
+CANDIDATE_FIELDS = ("git_commit", "dbt_manifest_sha256", "migration_version", "migration_checksums")
 PASSED = "passed"
 # The append-only release history of one warehouse. `dataops up` creates it as the platform's
 # admin role (not by a migration, so a refused promotion into a never-migrated warehouse is
@@ -85,6 +90,24 @@ def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
     """The release's stored bytes and its tag in `dataops/releases`."""
     payload = json.dumps(record, indent=2, sort_keys=True).encode()
     return payload, "release-" + hashlib.sha256(payload).hexdigest()[:20]
+
+
+def candidate_detail(
+    source: str, record: dict[str, Any], source_history: Sequence[HistoryEntry]
+) -> dict[str, Any]:
+    """The detail of a `candidate` row: what `source` runs now (the release's images by
+    digest, commit, manifest, migrations) and the checks it passed or failed there."""
+    return {
+        "from": source,
+        "images": {n: i["digest"] for n, i in sorted((record.get("images") or {}).items())},
+        **{k: record.get(k) for k in CANDIDATE_FIELDS},
+        "checks": [
+            {"check": e.detail.get("check"), "ok": e.ok, "actor": e.actor, "at": e.at}
+            | ({"detail": str(e.detail["detail"])[:200]} if e.detail.get("detail") else {})
+            for e in source_history
+            if e.action == "check"
+        ],
+    }
 
 
 def activations(history: Sequence[HistoryEntry]) -> list[str]:

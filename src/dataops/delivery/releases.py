@@ -225,6 +225,30 @@ class Releases:
     ) -> None:
         with self.connect(env) as conn:
             self._log(conn, release_id, "check", passed, {"check": name, "detail": detail})
+        if self.active(env) == release_id:
+            self._offer(env, release_id, self.record(env, release_id))
+
+    def _offer(self, env: Environment, release_id: str, record: dict[str, Any]) -> None:
+        """Append a `candidate` row to the history of each environment promoted from `env`:
+        what `env` runs now and its checks there, so that environment's Releases page shows
+        what it would receive (its deployment reads only its own warehouse). Informational: an
+        environment that cannot be reached is named, and nothing else changes."""
+        downstream = [
+            e for e in self.project.environments() if e.config.gates.promote_from == env.name
+        ]
+        if not downstream:
+            return
+        detail = promotion.candidate_detail(env.name, record, self.history(env, release_id))
+        for target in downstream:
+            try:
+                with self.connect(target) as conn:
+                    self._log(conn, release_id, promotion.CANDIDATE, True, detail)
+            except (DataOpsError, psycopg.Error) as exc:
+                reason = exc.reason if isinstance(exc, DataOpsError) else str(exc).strip()
+                self.report(
+                    f"{target.name}'s Releases page does not show {short(release_id)} as its "
+                    f"candidate ({reason.splitlines()[0] if reason else 'unreachable'})"
+                )
 
     def sources(self, env: Environment, release_id: str, what: str) -> Path:
         """The release's `dags` or `migrations` folder, fetched by digest from `env`'s registry
@@ -276,6 +300,7 @@ class Releases:
         """Make `release_id` the one `env` runs: the active-release file its deployment's DAG
         bundle follows, then wait until the deployment serves it."""
         self._write_active(env, release_id, record)
+        self._offer(env, release_id, record)
         try:
             self.await_deployment(env, release_id)
         except DataOpsError as exc:

@@ -236,7 +236,7 @@ def transform(
         env = {**os.environ, "DBT_TARGET_PATH": str(work_dir / "target")}
         code = subprocess.run(command, cwd=project_dir, env=env, check=False).returncode
         summary = summarize(work_dir / "target" / "run_results.json")
-        result = TransformResult(summary.models, summary.tests, summary.failures)
+        result = TransformResult(summary.models, summary.tests, summary.failures, summary.nodes)
         if code != 0:
             tests_failed = any(
                 f.startswith(("fail: test.", "fail: unit_test.")) for f in result.failures
@@ -273,6 +273,7 @@ def main_transform(args: Any) -> int:
                 "tests": result.tests,
                 "published": result.published,
                 "failures": result.failures,
+                "results": result.nodes,  # per model/test: the "dbt results" page in Airflow
             }
         )
     )

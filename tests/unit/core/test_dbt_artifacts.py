@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataops.core.dbt_artifacts import retarget_manifest, summarize
+from dataops.core.dbt_artifacts import results_url, retarget_manifest, summarize
 
 
 def test_retarget_manifest_points_every_relation_at_the_running_database(tmp_path: Path) -> None:
@@ -45,4 +45,18 @@ def test_summary_counts_models_and_tests_and_names_failures(tmp_path: Path) -> N
     summary = summarize(results)
     assert (summary.models, summary.tests) == (2, 2)
     assert summary.failures == ["fail: test.p.unique_a_id.1: Got 2"]
+    # Every node with its status: what the "dbt results" page of the task shows.
+    assert [(n["unique_id"], n["status"]) for n in summary.nodes] == [
+        ("model.p.a", "success"),
+        ("test.p.unique_a_id.1", "fail"),
+        ("unit_test.p.a.t", "pass"),
+        ("model.p.b", "skipped"),
+    ]
+    assert summary.nodes[1]["message"] == "Got 2"
     assert summarize(tmp_path / "missing.json").failures == []
+
+
+def test_the_results_address_quotes_the_run_id() -> None:
+    url = results_url("flights", "manual__2013-06-01T00:00:00+00:00", "dbt")
+    assert url == "/dataops/dbt/flights/manual__2013-06-01T00%3A00%3A00%2B00%3A00/dbt"
+    assert results_url("d", "r/x", "t", 2) == "/dataops/dbt/d/r%2Fx/t?map_index=2"
