@@ -226,7 +226,7 @@ def failing_run_is_readable_in_the_ui() -> None:
         assert run_id
         base = f"/dags/flights/dagRuns/{quote(run_id, safe='')}/taskInstances/dbt"
         links = client.json("GET", f"{base}/links")
-        url = links["dbt results"]
+        url = links["extra_links"]["dbt results"]
         assert url.startswith("/dataops/dbt/flights/"), links
         auth = client._auth()
         page = httpx.get(f"{client.url}{url}", headers={**auth, "Accept": "application/json"})
