@@ -83,8 +83,9 @@ def test_a_promotion_resolves_each_environment_once(
     ready: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`dataops promote --to staging`, run in this process with the config lookups counted:
-    staging (from --to) and dev (staging's promote_from) are each looked up once, and no
-    secret is resolved twice, although gates, copy, migrations and activation all use them."""
+    staging (from --to), dev (staging's promote_from) and prod (promoted from staging: it is
+    told its new candidate) are each looked up once, and no secret is resolved twice, although
+    gates, copy, migrations, activation and the candidate row all use them."""
     from dataops.cli.main import main
     from dataops.core.config import LoadedConfig
     from dataops.project.environment import Project
@@ -117,11 +118,11 @@ def test_a_promotion_resolves_each_environment_once(
     main(["promote", "--to", "staging", "--json"])
     result = json.loads(capsys.readouterr().out)
     assert result["env"] == "staging" and result["gates"]["check ci in dev"] == "passed"
-    assert lookups == ["staging", "dev"]
+    assert lookups == ["staging", "dev", "prod"]
     assert len(projects) == 1
     staging = projects[0].environment("staging")  # the same objects the command used
     assert staging.promotion_source is projects[0].environment("dev")
-    assert lookups == ["staging", "dev"]  # asking again resolved nothing again
+    assert lookups == ["staging", "dev", "prod"]  # asking again resolved nothing again
     assert len(secrets) == len(set(secrets)), secrets
     assert ("environments", "staging", "warehouse", "password_env") in secrets
     assert ("environments", "staging", "registry", "password_env") in secrets
