@@ -63,7 +63,8 @@ print(
                     "tags": sorted(dag.tags),
                     "retries": min(t.retries for t in dag.tasks),
                     "tasks": [t.task_id for t in dag.tasks],
-                    "doc_md": bool(dag.doc_md),
+                    "doc_md": dag.doc_md or "",
+                    "queues": {t.task_id: t.queue for t in dag.tasks},
                 }
                 for dag_id, dag in bag.dags.items()
             },

@@ -32,6 +32,20 @@ def test_tasks_follow_the_spec(parsed: dict[str, Any]) -> None:
     assert parsed["dags"]["flights"]["tasks"] == ["extract", "load", "dbt"]
     assert parsed["dags"]["airlines"]["tasks"] == ["extract", "load", "dbt"]
     assert all(dag["doc_md"] for dag in parsed["dags"].values())
+    # The Docs tab holds the spec the DAG came from (the Code tab shows the stub).
+    doc = parsed["dags"]["flights"]["doc_md"]
+    assert "## The spec: `dags/pipelines/flights.yml`\n\n```yaml\n# NYC flights" in doc
+    assert "\npipeline: flights\n" in doc and "queue: {load: heavy}" in doc
+
+
+def test_tasks_go_to_the_queue_their_spec_names(parsed: dict[str, Any]) -> None:
+    # flights.yml: queue: {load: heavy}; the rest go to Airflow's default queue.
+    assert parsed["dags"]["flights"]["queues"] == {
+        "extract": "default",
+        "load": "heavy",
+        "dbt": "default",
+    }
+    assert set(parsed["dags"]["airlines"]["queues"].values()) == {"default"}
 
 
 def test_a_bad_spec_breaks_only_its_own_dag_and_names_file_line_field(tmp_path: Path) -> None:

@@ -125,3 +125,25 @@ def test_validate_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) ->
     assert "dags/pipelines/airlines.yml:" in result.stderr
     assert "key/partition column 'carier' is not in `columns`" in result.stderr
     assert "ok dags/pipelines/flights.yml" in result.stdout
+
+
+def test_validate_refuses_a_queue_no_celery_worker_serves(tmp_path: Path) -> None:
+    import shutil
+
+    for name in ("dataops.yml", "dbt_project", "migrations"):
+        source = ROOT / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, tmp_path / name)
+    shutil.copytree(ROOT / "dags", tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = tmp_path / "dags" / "pipelines" / "flights.yml"
+    spec.write_text(spec.read_text().replace("queue: {load: heavy}", "queue: {load: gpu}"))
+    result = run_dataops("validate", config=tmp_path / "dataops.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = spec.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.startswith("queue: {load: gpu}"))
+    assert (
+        f"dags/pipelines/flights.yml:{line}:15: queue: task load goes to queue 'gpu', which no "
+        "Celery worker of staging serves (the workers at " in result.stderr
+    )
+    assert "serve default, heavy); add it to a worker's queues" in result.stderr
+    assert "prod" not in result.stderr.split("serves")[0]  # LocalExecutor runs every queue

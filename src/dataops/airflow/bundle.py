@@ -50,7 +50,15 @@ class ReleaseDagBundle(BaseDagBundle):
     def __init__(self, *, active_file: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.env = os.environ.get("DATAOPS_ENV", "dev")
-        self.active_file = Path(active_file or os.environ["DATAOPS_ACTIVE_FILE"])
+        configured = active_file or os.environ.get("DATAOPS_ACTIVE_FILE")
+        if not configured and not self.version:
+            raise RuntimeError(
+                "DATAOPS_ACTIVE_FILE is not set: the dag-processor follows the active release "
+                "file `dataops up` names (a worker, asked for a version, needs none)"
+            )
+        # A worker (a remote Celery worker, a pod) gets its version from the task and fetches
+        # it by digest from the registry: it needs no file of the deployment's host.
+        self.active_file = Path(configured or "/nonexistent")
         # What `path` serves now: the requested version, or the active release last refreshed.
         self._current: str | None = self.version
 

@@ -148,6 +148,7 @@ def _docker_operator(
         auto_remove="force",
         force_pull=False,
         tty=False,
+        **({"queue": task.queue} if task.queue else {}),
     )
 
 
@@ -167,4 +168,5 @@ def _pod_operator(
         get_logs=True,
         on_finish_action="delete_pod",
         in_cluster=True,
+        **({"queue": task.queue} if task.queue else {}),
     )

@@ -15,6 +15,15 @@ from dataops.core.config import RuntimeConfig
 from dataops.core.promotion import RELEASE_FILE
 
 
+def worker_hostname() -> str:
+    """The host name a task instance records (Airflow's [core] hostname_callable): a Celery
+    worker's own name when several share one machine (`dataops up` sets DATAOPS_WORKER_NAME),
+    else the machine's."""
+    import socket
+
+    return os.environ.get("DATAOPS_WORKER_NAME") or socket.getfqdn()
+
+
 def environment() -> str:
     return os.environ.get("DATAOPS_ENV", "dev")
 

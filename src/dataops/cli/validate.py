@@ -13,13 +13,15 @@ from dataops.errors import ConfigError, ExitCode
 def validate(ctx: Context) -> None:
     """Check the project files without side effects: dataops.yml, every pipeline spec
     (dags/pipelines/*.yml, each with its dags/pipeline_<name>.py stub) and the migration files
-    (names, duplicate versions, destructive changes without the allow annotation), and the dbt
-    section (the project is there, its local packages exist, vendored packages are checked in).
+    (names, duplicate versions, destructive changes without the allow annotation), the dbt
+    section (the project is there, its local packages exist, vendored packages are checked in),
+    and that every task's queue is served by a worker of each Celery environment.
 
     Every problem is reported as file:line:col with the key and what is allowed; exit 2 when
     any is found."""
     from dataops.core.migrations import destructive_changes, read_migrations
-    from dataops.core.pipeline import load_spec, spec_files
+    from dataops.core.pipeline import load_spec, plan, spec_files, unserved_queues
+    from dataops.core.yaml_loader import load_yaml_file
 
     loaded = ctx.loaded()
     envs = ", ".join(loaded.config.environments)
@@ -28,6 +30,11 @@ def validate(ctx: Context) -> None:
         f"[green]ok[/] {source}: project {loaded.config.project!r}, environments {envs}"
     )
     problems: list[str] = []
+    served = {
+        name: env.airflow.queues
+        for name, env in loaded.config.environments.items()
+        if env.airflow.executor == "celery"
+    }
     dags = loaded.root / "dags"
     specs = spec_files(dags / "pipelines")
     for path in specs:
@@ -36,6 +43,16 @@ def validate(ctx: Context) -> None:
         except ConfigError as exc:
             problems.append(str(exc))
             continue
+        for env, task, queue in unserved_queues(plan(spec, str(path)), served):
+            document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
+            key = ("queue", task) if isinstance(spec.queue, dict) else ("queue",)
+            workers = loaded.document.where(("environments", env, "airflow", "celery", "workers"))
+            problems.append(
+                f"{document.where(key)}: queue: task {task} goes to queue {queue!r}, which no "
+                f"Celery worker of {env} serves (the workers at {workers} serve "
+                f"{', '.join(sorted(served[env]))}); add it to a worker's queues or change "
+                "the spec's queue"
+            )
         stub = dags / f"pipeline_{spec.pipeline}.py"
         if not stub.exists():
             problems.append(f"dags/pipelines/{path.name}: no DAG stub dags/{stub.name}")

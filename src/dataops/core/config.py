@@ -78,6 +78,44 @@ class WarehouseConfig(_Strict):
     password_env: EnvVarName
 
 
+QueueName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+DEFAULT_QUEUE = "default"  # Airflow's [operators] default_queue
+
+
+class CeleryWorkerConfig(_Strict):
+    """One Celery worker of a deployment: the queues it serves and its task slots."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=40)]
+    queues: Annotated[list[QueueName], Field(min_length=1)] = [DEFAULT_QUEUE]
+    # Task slots (Celery's --concurrency); "auto" shares the host's cores among the workers.
+    concurrency: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
+
+
+class CeleryConfig(_Strict):
+    """CeleryExecutor: the deployment's own Redis broker (127.0.0.1, password) and workers."""
+
+    broker_port: Annotated[int, Field(ge=1, le=65535)]
+    broker_password_env: EnvVarName | None = None  # default DATAOPS_AIRFLOW_<ENV>_BROKER_PASSWORD
+    workers: Annotated[list[CeleryWorkerConfig], Field(min_length=1)] = [
+        CeleryWorkerConfig(name="worker-1")
+    ]
+    # Seconds after which Redis hands an unacknowledged task to another worker: longer than
+    # any task may run (a pipeline's timeout is at most 24 h), or a long task would run twice.
+    visibility_timeout_seconds: Annotated[int, Field(ge=600)] = 25 * 3600
+
+    @model_validator(mode="after")
+    def _unique_workers(self) -> CeleryConfig:
+        names = [w.name for w in self.workers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"workers: the name(s) {', '.join(twice)} appear twice")
+        return self
+
+    @property
+    def queues(self) -> set[str]:
+        return {q for w in self.workers for q in w.queues}
+
+
 class AirflowConfig(_Strict):
     """The environment's own Airflow deployment: its API/UI address and admin login."""
 
@@ -89,6 +127,30 @@ class AirflowConfig(_Strict):
     database_password_env: EnvVarName | None = None
     # LocalExecutor worker processes; "auto" shares the host's cores among the deployments.
     parallelism: Literal["auto"] | Annotated[int, Field(ge=1, le=512)] = "auto"
+    # local: LocalExecutor (tasks run as the scheduler's children); celery: CeleryExecutor
+    # with a Redis broker and the workers of `celery:` (see README "Scaling out").
+    executor: Literal["local", "celery"] = "local"
+    celery: CeleryConfig | None = None
+
+    @model_validator(mode="after")
+    def _executor(self) -> AirflowConfig:
+        if self.executor == "celery" and self.celery is None:
+            raise ValueError(
+                "executor: celery needs a `celery:` section (broker_port, workers with queues)"
+            )
+        if self.executor == "celery" and self.parallelism != "auto":
+            raise ValueError(
+                "parallelism is for LocalExecutor: with executor: celery set each worker's "
+                "concurrency instead"
+            )
+        if self.executor == "local" and self.celery is not None:
+            raise ValueError("`celery:` is set but executor is local: set executor: celery")
+        return self
+
+    @property
+    def queues(self) -> set[str]:
+        """The queues some worker of this deployment serves (LocalExecutor runs every queue)."""
+        return self.celery.queues if self.celery is not None else set()
 
     @property
     def port(self) -> int:
@@ -250,6 +312,18 @@ class ProjectConfig(_Strict):
                     "(e.g. dataops_<env>), so none can reach another's data"
                 )
             seen[key] = name
+        # Each Celery deployment has a broker of its own (no environment reads another's).
+        brokers: dict[int, str] = {}
+        for name, env in value.items():
+            celery = env.airflow.celery
+            if celery is None:
+                continue
+            if celery.broker_port in brokers:
+                raise ValueError(
+                    f"{name}.airflow.celery.broker_port {celery.broker_port} is also "
+                    f"{brokers[celery.broker_port]}'s: every environment needs its own broker"
+                )
+            brokers[celery.broker_port] = name
         return value
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dataops.core.config import _Strict
+from dataops.core.config import DEFAULT_QUEUE, QueueName, _Strict
 from dataops.core.schema import validate
 from dataops.core.yaml_loader import load_yaml_file
 from dataops.errors import ConfigError
@@ -112,6 +112,9 @@ class DbtSpec(_Strict):
     select: Annotated[str, Field(min_length=1)]
 
 
+TASK_IDS = ("extract", "load", "dbt")
+
+
 class PipelineSpec(_Strict):
     pipeline: Identifier
     description: str = ""
@@ -128,6 +131,14 @@ class PipelineSpec(_Strict):
     source: SourceSpec
     target: TargetSpec
     dbt: DbtSpec | None = None
+    # The Celery queue its tasks go to: one for every task, or per task ({load: heavy});
+    # unset, Airflow's default queue. `dataops validate` refuses a queue no worker serves.
+    queue: QueueName | dict[Literal["extract", "load", "dbt"], QueueName] | None = None
+
+    def queue_of(self, task_id: str) -> str | None:
+        if isinstance(self.queue, dict):
+            return self.queue.get(task_id)  # type: ignore[call-overload]
+        return self.queue
 
     @field_validator("schedule")
     @classmethod
@@ -148,6 +159,7 @@ class TaskPlan:
     image: str  # the logical image name: extract, load, transform
     args: tuple[str, ...]
     upstream: tuple[str, ...] = ()
+    queue: str | None = None  # the Celery queue (None: the deployment's default queue)
 
 
 @dataclass(frozen=True)
@@ -163,17 +175,30 @@ class PipelinePlan:
 
 def plan(spec: PipelineSpec, source_file: str) -> PipelinePlan:
     """The tasks of one pipeline: extract -> load (-> dbt: build, test, publish)."""
+    q = spec.queue_of
     tasks = [
-        TaskPlan("extract", "extract", ("extract",)),
-        TaskPlan("load", "load", ("load",), upstream=("extract",)),
+        TaskPlan("extract", "extract", ("extract",), queue=q("extract")),
+        TaskPlan("load", "load", ("load",), upstream=("extract",), queue=q("load")),
     ]
     if spec.dbt is not None:
-        tasks.append(
-            TaskPlan(
-                "dbt", "transform", ("transform", "--select", spec.dbt.select), upstream=("load",)
-            )
-        )
+        select = ("transform", "--select", spec.dbt.select)
+        tasks.append(TaskPlan("dbt", "transform", select, upstream=("load",), queue=q("dbt")))
     return PipelinePlan(spec, source_file, tuple(tasks))
+
+
+def unserved_queues(
+    pipeline: PipelinePlan, served: dict[str, set[str]]
+) -> list[tuple[str, str, str]]:
+    """(environment, task, queue) for each task whose queue no worker of that environment
+    serves; `served` maps each Celery environment to its workers' queues (LocalExecutor
+    environments run every task and are not in it)."""
+    problems = []
+    for env, queues in served.items():
+        for task in pipeline.tasks:
+            queue = task.queue or DEFAULT_QUEUE
+            if queue not in queues:
+                problems.append((env, task.task_id, queue))
+    return problems
 
 
 def load_spec(path: Path) -> PipelineSpec:

@@ -28,7 +28,9 @@ def task_env(spec: PipelineSpec, task: TaskPlan, env_name: str) -> dict[str, str
         return {"DBT_TARGET": env_name}
     return {
         "DATAOPS_TASK_SPEC": "{% raw %}"
-        + json.dumps(spec.model_dump(mode="json"))
+        # Where a task runs (its queue) is Airflow's business, not the container's: left out,
+        # so images of releases made before `queue:` existed still accept the spec.
+        + json.dumps(spec.model_dump(mode="json", exclude={"queue"}))
         + "{% endraw %}",
         "DATAOPS_INTERVAL_START": "{{ data_interval_start.isoformat() }}",
         "DATAOPS_INTERVAL_END": "{{ data_interval_end.isoformat() }}",

@@ -1,7 +1,8 @@
 """One Airflow deployment per environment: api-server (web UI), scheduler, dag-processor,
-triggerer, with its own metadata DB in the local PostgreSQL, its own port and secrets, and the
-DAG code of its environment's active release as its only DAG bundle. (The DAG side is
-`dataops.airflow`; the REST client is `dataops.clients.airflow_api`.)"""
+triggerer (and, with `executor: celery`, its Celery workers), with its own metadata DB in the
+local PostgreSQL, its own port and secrets, and the DAG code of its environment's active release
+as its only DAG bundle. (The DAG side is `dataops.airflow`; the REST client is
+`dataops.clients.airflow_api`; a Celery deployment's broker is `redis_server`.)"""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def host_parallelism(deployments: int = 1) -> int:
     """LocalExecutor worker processes of one deployment: two per core shared among the
     deployments on this host, at least two (Airflow's default is 32)."""
     return max(2, (2 * (os.cpu_count() or 1)) // max(1, deployments))
+
+
+def worker_concurrency(deployments: int, workers: int) -> int:
+    """Task slots of one Celery worker when `concurrency: auto`: the deployment's share of the
+    host (as for LocalExecutor) split among its workers, at least one."""
+    return max(1, host_parallelism(deployments) // max(1, workers))
 
 
 def connection_uri(scheme: str, user: str, password: str, host: str, port: int, path: str) -> str:
@@ -110,11 +117,89 @@ class AirflowDeployment(Service):
             )
             for name in COMPONENTS
         }
+        self.celery = self.settings.celery if self.settings.executor == "celery" else None
+        for worker in self.celery.workers if self.celery else []:
+            name = f"celery-worker-{worker.name}"
+            queues = ",".join(worker.queues)
+            self.components[name] = ManagedProcess(
+                name=f"{self.name}-{name}",
+                argv=[
+                    str(self.program),
+                    "celery",
+                    "worker",
+                    "--queues",
+                    queues,
+                    "--concurrency",
+                    str(self.worker_slots(worker.concurrency)),
+                    "--celery-hostname",
+                    f"{env.name}-{worker.name}@%h",
+                    # Locally every worker writes its task logs into the deployment's log
+                    # folder, which the api-server reads: no log server port per worker.
+                    "--skip-serve-logs",
+                ],
+                pidfile=state.pidfile(f"{self.name}-{name}"),
+                log=state.log(f"{self.name}-{name}"),
+                env=self.env_vars | {"DATAOPS_WORKER_NAME": f"{env.name}-{worker.name}"},
+                cwd=self.home,
+                # A warm shutdown waits for running tasks (their containers) to finish.
+                stop_timeout=120.0,
+            )
 
     @property
     def parallelism(self) -> int:
+        if self.celery is not None:  # every worker's slots
+            return sum(self.worker_slots(w.concurrency) for w in self.celery.workers)
         value = self.settings.parallelism
         return host_parallelism(self.deployments) if value == "auto" else int(value)
+
+    def worker_slots(self, concurrency: object) -> int:
+        workers = len(self.celery.workers) if self.celery else 1
+        auto = worker_concurrency(self.deployments, workers)
+        return auto if concurrency == "auto" else int(str(concurrency))
+
+    @property
+    def executor_label(self) -> str:
+        if self.celery is None:
+            return f"LocalExecutor, parallelism {self.parallelism}"
+        return (
+            f"CeleryExecutor, {len(self.celery.workers)} worker(s), "
+            f"{self.parallelism} slot(s), broker 127.0.0.1:{self.celery.broker_port}"
+        )
+
+    def celery_config(self) -> str:
+        """The [celery] sections of a CeleryExecutor deployment: its own Redis broker (with
+        its password), results in its own metadata DB, and a visibility timeout longer than
+        any task may run, so Redis never hands a running task to a second worker."""
+        if self.celery is None:
+            return ""
+        env = self.env
+        broker = connection_uri(
+            "redis",
+            "",
+            self.secrets.require(env.broker_password_env),
+            "127.0.0.1",
+            self.celery.broker_port,
+            "0",
+        ).replace("%", "%%")
+        results = connection_uri(
+            "db+postgresql",
+            env.airflow_database,
+            self.secrets.require(env.airflow_database_password_env),
+            "127.0.0.1",
+            self.postgres.port,
+            env.airflow_database,
+        ).replace("%", "%%")
+        return f"""
+[celery]
+broker_url = {broker}
+result_backend = {results}
+worker_concurrency = {self.worker_slots("auto")}
+worker_prefetch_multiplier = 1
+task_acks_late = True
+
+[celery_broker_transport_options]
+visibility_timeout = {self.celery.visibility_timeout_seconds}
+"""
 
     def admin_credentials(self) -> tuple[str, str]:
         return self.admin_user, self.env.airflow_password
@@ -149,7 +234,7 @@ class AirflowDeployment(Service):
         return f"""# Written by `dataops up` for {env.name}; edit dataops.yml instead. Private.
 [core]
 dags_folder = {self.home / "no-working-tree-dags"}
-executor = LocalExecutor
+executor = {"CeleryExecutor" if self.celery else "LocalExecutor"}
 parallelism = {parallelism}
 max_active_tasks_per_dag = {parallelism}
 load_examples = False
@@ -158,6 +243,7 @@ simple_auth_manager_users = {self.admin_user}:admin
 simple_auth_manager_passwords_file = {self.home / "passwords.json"}
 execution_api_server_url = {self.url}/execution/
 instance_name = DataOps {env.name}
+hostname_callable = dataops.airflow.runtime.worker_hostname
 
 [database]
 sql_alchemy_conn = {sql_alchemy}
@@ -185,7 +271,7 @@ standalone_dag_processor = True
 [logging]
 base_log_folder = {self.home / "logs"}
 dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor"}
-"""
+{self.celery_config()}"""
 
     def dataops_env(self) -> dict[str, str]:
         """What this deployment's DAGs and bundle read from the environment: which environment
@@ -217,6 +303,9 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         self.home.chmod(0o700)
         extra = self.dataops_env()
         self.env_vars.update(extra)
+        for proc in self.components.values():  # the workers' copies, with their own names
+            if proc.env is not None and proc.env is not self.env_vars:
+                proc.env = {**proc.env, **extra}
         text = "".join(f"{key}={value}\n" for key, value in sorted(extra.items()))
         changed = atomic_write(self.home / "dataops.env", text, 0o600)
         changed |= atomic_write(self.home / "airflow.cfg", self.render_config(), 0o600)
@@ -287,8 +376,7 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         detail = (
             "; ".join(problems)
             if problems
-            else f"{self.env.name} web UI {self.url} (LocalExecutor, "
-            f"parallelism {self.parallelism})"
+            else f"{self.env.name} web UI {self.url} ({self.executor_label})"
         )
         return ServiceStatus(
             self.name,
@@ -321,7 +409,7 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
             report(f"starting {self.name} {name}")
             proc.start()
             changed = True
-        self.wait_healthy(300, f"{self.name} (api-server, scheduler, dag-processor, triggerer)")
+        self.wait_healthy(300, f"{self.name} ({', '.join(self.components)})")
         return changed
 
     def down(self, report: Report) -> bool:

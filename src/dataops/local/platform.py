@@ -11,6 +11,7 @@ from dataops.local.deployment import AirflowDeployment
 from dataops.local.docker_engine import DockerEngine
 from dataops.local.host import ensure_python_packages, install_packages, missing_packages
 from dataops.local.postgres import Postgres
+from dataops.local.redis_server import RedisServer
 from dataops.local.registry_server import HTTP_SECRET_ENV, RegistryServer
 from dataops.local.service import Service, ServiceStatus
 from dataops.project.environment import Project
@@ -43,6 +44,10 @@ class LocalPlatform:
             for env in project.environments()
             if env.config.airflow.url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
         ]
+        # Each Celery deployment's own broker (its Redis), up before the deployment.
+        self.brokers = [
+            RedisServer(env) for env in local if env.config.airflow.executor == "celery"
+        ]
         secret_names = frozenset(self.secret_names())
         self.deployments = [
             AirflowDeployment(env, self.postgres, len(local), secret_names) for env in local
@@ -50,7 +55,7 @@ class LocalPlatform:
 
     @property
     def services(self) -> list[Service]:
-        return [self.postgres, self.docker, *self.registries, *self.deployments]
+        return [self.postgres, self.docker, *self.registries, *self.brokers, *self.deployments]
 
     def deployment(self, env: str) -> AirflowDeployment:
         for deployment in self.deployments:
@@ -63,6 +68,7 @@ class LocalPlatform:
         E's registry and deployment."""
         names = [self.postgres.name, self.docker.name]
         names += [r.name for r in self.registries if r.env.name in envs]
+        names += [b.name for b in self.brokers if b.env.name in envs]
         names += [d.name for d in self.deployments if d.env.name in envs]
         return names
 

@@ -145,6 +145,12 @@ class Environment:
     def airflow_secret_key_env(self) -> str:
         return f"{self._prefix}_SECRET_KEY"
 
+    @property
+    def broker_password_env(self) -> str:
+        """The Celery broker's password (Redis `requirepass`), for a CeleryExecutor deployment."""
+        celery = self.config.airflow.celery
+        return (celery.broker_password_env if celery else None) or f"{self._prefix}_BROKER_PASSWORD"
+
     def secret_names(self) -> list[str]:
         """Every secret of this environment that the local platform generates when unset."""
         config = self.config
@@ -155,6 +161,8 @@ class Environment:
             self.airflow_secret_key_env,
         ]
         names += [n for n in (config.registry.password_env, config.airflow.password_env) if n]
+        if config.airflow.executor == "celery":
+            names.append(self.broker_password_env)
         return names
 
     # -- the warehouse -------------------------------------------------------------------------

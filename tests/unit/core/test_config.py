@@ -65,9 +65,9 @@ def test_every_problem_is_listed_in_file_order(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))
     lines = str(caught.value).splitlines()
-    assert lines[0].startswith("4 problems in")
+    assert lines[0].startswith("3 problems in")  # staging runs Celery: no parallelism there
     assert "version: 2 is not allowed" in lines[1]
-    for line, env in zip(lines[2:5], ("dev", "staging", "prod"), strict=True):
+    for line, env in zip(lines[2:4], ("dev", "prod"), strict=True):
         assert f"environments.{env}.airflow.parallelism: 'lots' is not allowed" in line
 
 
@@ -116,3 +116,58 @@ def test_the_admin_role_is_no_environments_role(tmp_path: Path) -> None:
     text = SHIPPED.replace("user: dataops_dev", "user: dataops")
     with pytest.raises(ConfigError, match=r"environments\.dev\.warehouse\.user is 'dataops'"):
         load_config(write(tmp_path, text))
+
+
+CELERY = "      executor: celery   "
+
+
+def test_the_shipped_staging_runs_celery_with_two_workers_on_its_own_broker() -> None:
+    staging = load_config(ROOT / "dataops.yml").config.environments["staging"].airflow
+    assert staging.executor == "celery" and staging.celery is not None
+    assert [w.name for w in staging.celery.workers] == ["worker-1", "worker-2"]
+    assert staging.queues == {"default", "heavy"}
+    assert staging.celery.visibility_timeout_seconds > 24 * 3600  # longer than any task
+    assert load_config(ROOT / "dataops.yml").config.environments["dev"].airflow.queues == set()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (CELERY, "      executor: local", "`celery:` is set but executor is local"),
+        (
+            "      celery:\n",
+            "      parallelism: 4\n      celery:\n",
+            "parallelism is for LocalExecutor",
+        ),
+        (
+            "{name: worker-2, queues: [default, heavy]}",
+            "{name: worker-1, queues: [default]}",
+            "the name(s) worker-1 appear twice",
+        ),
+        ("queues: [default, heavy]}", "queues: []}", "queues"),
+    ],
+)
+def test_celery_settings_are_checked(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in SHIPPED
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, SHIPPED.replace(old, new, 1)))
+    assert message in str(caught.value)
+
+
+def test_celery_needs_its_section_and_a_broker_of_its_own(tmp_path: Path) -> None:
+    prod_celery = SHIPPED.replace(
+        "      password_env: DATAOPS_AIRFLOW_PROD_PASSWORD\n      parallelism: auto",
+        "      password_env: DATAOPS_AIRFLOW_PROD_PASSWORD\n      executor: celery\n"
+        "      celery: {broker_port: 6381}",
+    )
+    assert prod_celery != SHIPPED
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, prod_celery))
+    assert "prod.airflow.celery.broker_port 6381 is also staging's" in str(caught.value)
+    bare = SHIPPED.replace(
+        "      password_env: DATAOPS_AIRFLOW_PROD_PASSWORD\n      parallelism: auto",
+        "      password_env: DATAOPS_AIRFLOW_PROD_PASSWORD\n      executor: celery",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bare))
+    assert "executor: celery needs a `celery:` section" in str(caught.value)
