@@ -102,6 +102,9 @@ class CeleryConfig(_Strict):
     # Seconds after which Redis hands an unacknowledged task to another worker: longer than
     # any task may run (a pipeline's timeout is at most 24 h), or a long task would run twice.
     visibility_timeout_seconds: Annotated[int, Field(ge=600)] = 25 * 3600
+    # Seconds without a heartbeat after which the scheduler fails a task whose worker died
+    # (machine lost, SIGKILL) and retries it on a live worker (Airflow's default is 300).
+    task_heartbeat_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 90
 
     @model_validator(mode="after")
     def _unique_workers(self) -> CeleryConfig:

@@ -166,6 +166,11 @@ class AirflowDeployment(Service):
             f"{self.parallelism} slot(s), broker 127.0.0.1:{self.celery.broker_port}"
         )
 
+    def heartbeat_setting(self) -> str:
+        if self.celery is None:
+            return ""
+        return f"task_instance_heartbeat_timeout = {self.celery.task_heartbeat_timeout_seconds}\n"
+
     def celery_config(self) -> str:
         """The [celery] sections of a CeleryExecutor deployment: its own Redis broker (with
         its password), results in its own metadata DB, and a visibility timeout longer than
@@ -267,7 +272,7 @@ refresh_interval = 30
 
 [scheduler]
 standalone_dag_processor = True
-
+{self.heartbeat_setting()}
 [logging]
 base_log_folder = {self.home / "logs"}
 dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor"}
