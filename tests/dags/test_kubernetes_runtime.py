@@ -97,3 +97,26 @@ def test_task_arguments_follow_the_spec(pods: dict[str, Any]) -> None:
 def test_an_invalid_pod_is_caught_by_the_validation() -> None:
     with pytest.raises(ValueError, match="containers"):
         deserialize({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {}})
+
+
+def test_the_helm_values_runtime_renders_valid_pods_on_their_queues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runtime the Helm values give the cluster's Airflow (infra/helm/staging) renders
+    pods that pass the Kubernetes models, and the load keeps its queue."""
+    import yaml
+
+    values = yaml.safe_load((ROOT / "infra" / "helm" / "staging" / "values.yaml").read_text())
+    for item in values["env"]:
+        monkeypatch.setenv(item["name"], item["value"])
+    from dataops.airflow.factory import build_dag
+
+    path = ROOT / "dags" / "pipelines" / "flights.yml"
+    dag = build_dag(plan(load_spec(path), str(path)))
+    client = ApiClient()
+    for task in dag.tasks:
+        pod = deserialize(
+            client.sanitize_for_serialization(task.build_pod_request_obj(dry_run=True))
+        )
+        assert pod.metadata.labels["dataops.dev/environment"] == "staging"
+    assert {t.task_id: t.queue for t in dag.tasks}["load"] == "heavy"

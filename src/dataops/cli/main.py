@@ -39,6 +39,7 @@ def _register() -> None:
         data,
         docs,
         doctor,
+        helm,
         images,
         lint,
         migrate,
@@ -48,7 +49,21 @@ def _register() -> None:
         validate,
     )
 
-    for module in (doctor, platform, validate, lint, images, run, data, docs, ci, migrate, release):
+    modules = (
+        doctor,
+        platform,
+        validate,
+        lint,
+        images,
+        run,
+        data,
+        docs,
+        ci,
+        migrate,
+        release,
+        helm,
+    )
+    for module in modules:
         module.register(cli)
 
 
