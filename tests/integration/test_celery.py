@@ -180,3 +180,58 @@ def test_a_worker_killed_mid_task_is_retried_on_the_other_worker_exactly_once(
     assert flights(secrets, "staging", (4,)) == flights(secrets, "dev", (4,))  # exactly once
     ok("up", "--env", "staging", "--no-install")  # the killed worker comes back
     assert worker_pid(killed) is not None
+
+
+def test_a_redis_restart_mid_run_loses_no_run_and_writes_nothing_twice(
+    staging_runs_devs_release: dict[str, str],
+) -> None:
+    """The broker restarts while two monthly runs are under way: queued tasks survive it (its
+    append-only file), workers and the scheduler reconnect, every run finishes, and the months
+    hold exactly what a LocalExecutor run loads."""
+    secrets = staging_runs_devs_release
+    broker = STATE / "run" / "redis-staging.pid"
+    before = int(broker.read_text().split()[0])
+    run = subprocess.Popen(
+        [
+            *DATAOPS,
+            "run",
+            "flights",
+            "--env",
+            "staging",
+            "--from",
+            "2013-05-01",
+            "--to",
+            "2013-06-30",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with staging_airflow(secrets) as client:
+            deadline = time.monotonic() + 300
+            while True:  # wait until a task of the burst runs, then restart the broker
+                assert time.monotonic() < deadline, "no task of the burst started"
+                run_id = client.run_for_interval("flights", datetime(2013, 5, 1, tzinfo=UTC))
+                tis = client.task_instances("flights", run_id) if run_id else []
+                if any(t["state"] == "running" for t in tis):
+                    break
+                time.sleep(0.5)
+        os.kill(before, signal.SIGTERM)
+        for _ in range(100):
+            if not process_alive(before):
+                break
+            time.sleep(0.1)
+        assert not process_alive(before), "redis-server did not stop"
+        time.sleep(5)  # tasks finish and new ones are due while the broker is down
+        ok("up", "--env", "staging", "--no-install")
+        after = int(broker.read_text().split()[0])
+        assert after != before and process_alive(after)  # the fault happened: a new broker
+        output, _ = run.communicate(timeout=900)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, output[-3000:]
+    ok("run", "flights", "--env", "dev", "--from", "2013-05-01", "--to", "2013-06-30")
+    assert flights(secrets, "staging", (5, 6)) == flights(secrets, "dev", (5, 6))

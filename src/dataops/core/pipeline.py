@@ -137,7 +137,8 @@ class PipelineSpec(_Strict):
 
     def queue_of(self, task_id: str) -> str | None:
         if isinstance(self.queue, dict):
-            return self.queue.get(task_id)  # type: ignore[call-overload]
+            per_task: dict[str, str] = {str(k): v for k, v in self.queue.items()}
+            return per_task.get(task_id)
         return self.queue
 
     @field_validator("schedule")
