@@ -164,6 +164,15 @@ class AirflowClient:
         data = self.json("GET", "/dags", params={"limit": 1000, "exclude_stale": True})
         return [d for d in data["dags"] if not d.get("is_stale")]
 
+    def scheduler_health(self) -> str:
+        """The scheduler's status in the deployment's health endpoint (`healthy`, `unhealthy`,
+        or `unknown` when the endpoint does not answer)."""
+        try:
+            body = self._client.get("/api/v2/monitor/health", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            return "unknown"
+        return str((body.get("scheduler") or {}).get("status") or "unknown")
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(data["task_instances"])

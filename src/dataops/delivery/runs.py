@@ -23,6 +23,11 @@ from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment
 
 POLL_SECONDS = 2.0
+# How often `follow` asks the deployment's health endpoint, and after how many answers in a
+# row without a healthy scheduler it stops waiting (Airflow reports a scheduler whose heartbeat
+# is 30 s old as unhealthy): runs cannot progress without one.
+HEALTH_EVERY_SECONDS = 15.0
+UNHEALTHY_CHECKS = 4
 LOG_TAIL_LINES = 25
 
 
@@ -195,6 +200,7 @@ class PipelineRunner:
         seen: dict[tuple[str, str], str] = {}
         states = {run.run_id: "queued" for run in runs}
         began = time.monotonic()
+        next_health, unhealthy = began + HEALTH_EVERY_SECONDS, 0
         while True:
             for run in runs:
                 if states[run.run_id] in FINISHED:
@@ -208,6 +214,18 @@ class PipelineRunner:
                 states[run.run_id] = client.run_state(self.pipeline, run.run_id)
             if all(state in FINISHED for state in states.values()):
                 return states
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + HEALTH_EVERY_SECONDS
+                scheduler = client.scheduler_health()
+                unhealthy = 0 if scheduler == "healthy" else unhealthy + 1
+                if unhealthy >= UNHEALTHY_CHECKS:
+                    raise NotReadyError(
+                        f"{self.env.name}'s Airflow scheduler is {scheduler}: its runs cannot "
+                        "progress (they stay queued or running)",
+                        "dataops status, then dataops up; the runs go on where they stopped "
+                        f"(follow them with dataops run {self.pipeline} --env {self.env.name} "
+                        "again, or in the web UI)",
+                    )
             if time.monotonic() - began > timeout:
                 waiting = [r for r, s in states.items() if s not in FINISHED]
                 raise DataOpsError(

@@ -32,6 +32,12 @@ BUNDLE_CLASS = "dataops.airflow.bundle.ReleaseDagBundle"
 # Seconds between the dag-processor's looks at the active release: a promotion or rollback is
 # running within a few seconds.
 BUNDLE_REFRESH_SECONDS = 2
+# Airflow removes stale bundle versions from every component that shares the bundle storage
+# (scheduler with LocalExecutor, each Celery worker, the dag-processor). Locally they all share
+# one folder, and two cleaners racing over one version crash the scheduler's loop
+# (FileNotFoundError from rmtree; the dag-processor catches it, the scheduler does not). Only
+# the dag-processor cleans here.
+ONE_BUNDLE_CLEANER = {"AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0"}
 # The health endpoint's names for the components it reports on.
 _HEALTH_KEYS = {
     "metadatabase": "metadatabase",
@@ -112,7 +118,7 @@ class AirflowDeployment(Service):
                 argv=[str(self.program), name],
                 pidfile=state.pidfile(f"{self.name}-{name}"),
                 log=state.log(f"{self.name}-{name}"),
-                env=self.env_vars,
+                env=self.env_vars if name != "scheduler" else self.env_vars | ONE_BUNDLE_CLEANER,
                 cwd=self.home,
             )
             for name in COMPONENTS
@@ -139,7 +145,9 @@ class AirflowDeployment(Service):
                 ],
                 pidfile=state.pidfile(f"{self.name}-{name}"),
                 log=state.log(f"{self.name}-{name}"),
-                env=self.env_vars | {"DATAOPS_WORKER_NAME": f"{env.name}-{worker.name}"},
+                env=self.env_vars
+                | ONE_BUNDLE_CLEANER
+                | {"DATAOPS_WORKER_NAME": f"{env.name}-{worker.name}"},
                 cwd=self.home,
                 # A warm shutdown waits for running tasks (their containers) to finish.
                 stop_timeout=120.0,

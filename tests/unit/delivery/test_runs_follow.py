@@ -1,0 +1,77 @@
+"""`dataops run` follows its runs and stops waiting, with a clear error, when the deployment's
+scheduler is gone (a run would stay queued forever); a slow but healthy scheduler is waited for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from dataops.delivery import runs
+from dataops.delivery.runs import PipelineRunner, StartedRun
+from dataops.errors import NotReadyError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeAirflow:
+    """A deployment whose run stays queued; its scheduler's health is scripted."""
+
+    def __init__(self, health: list[str], finish_after: int | None = None) -> None:
+        self.health, self.polls, self.finish_after = health, 0, finish_after
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return [{"task_id": "extract", "state": None}]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        self.polls += 1
+        done = self.finish_after is not None and self.polls >= self.finish_after
+        return "success" if done else "queued"
+
+    def scheduler_health(self) -> str:
+        return self.health.pop(0) if len(self.health) > 1 else self.health[0]
+
+
+def runner(client: FakeAirflow) -> PipelineRunner:
+    env = SimpleNamespace(name="dev")
+    r = PipelineRunner(env, "flights", lambda _: None, "sha256:" + "a" * 64, Path("/x"))  # type: ignore[arg-type]
+    r._client = client  # type: ignore[assignment]
+    return r
+
+
+RUN = StartedRun(
+    "r1", datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 2, 1, tzinfo=UTC), False, "", ""
+)
+
+
+def test_a_dead_scheduler_stops_the_wait_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock.monotonic)
+    client = FakeAirflow(["unhealthy"])
+    with pytest.raises(NotReadyError) as caught:
+        runner(client).follow([RUN], 3600, lambda change: None, sleep=clock.sleep)
+    assert "dev's Airflow scheduler is unhealthy: its runs cannot progress" in caught.value.reason
+    assert "dataops up" in (caught.value.instruction or "")
+    waited = clock.now - 1000.0
+    assert runs.HEALTH_EVERY_SECONDS * runs.UNHEALTHY_CHECKS <= waited < 120  # not the timeout
+
+
+def test_a_scheduler_that_recovers_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock.monotonic)
+    # Unhealthy three times (a restart), then healthy: the count starts again.
+    client = FakeAirflow(["unhealthy"] * 3 + ["healthy"] * 3 + ["unhealthy"] * 3 + ["healthy"], 200)
+    states = runner(client).follow([RUN], 3600, lambda change: None, sleep=clock.sleep)
+    assert states == {"r1": "success"}
