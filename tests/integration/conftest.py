@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -80,3 +82,21 @@ def ready_secrets() -> dict[str, str]:
     from dataops.project.secrets import read_env_file
 
     return read_env_file(ROOT / ".dataops" / "secrets.env")
+
+
+def dataops_ok(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = run_dataops(*args, **kwargs)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def promote_dev_to_prod(why: str) -> None:
+    """dev's active release through the gates to prod, as `make demo` promotes it, with the
+    staging smoke recorded as passed (`why`: the real smoke runs are test_environments')."""
+    dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
+    dataops_ok("promote", "--to", "staging")
+    detail = f"{why} (the real smoke runs are tested in test_environments)"
+    dataops_ok(
+        "release", "check", "--env", "staging", "--name", "smoke", "--passed", "--detail", detail
+    )
+    dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")

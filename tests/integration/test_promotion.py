@@ -22,16 +22,10 @@ import pytest
 from dataops.clients.oci import RegistryClient
 from dataops.core.config import load_config
 from tests.conftest import DATAOPS, ROOT, run_dataops
-from tests.integration.conftest import ready_secrets, releases_json
+from tests.integration.conftest import dataops_ok, promote_dev_to_prod, ready_secrets, releases_json
 
 pytestmark = pytest.mark.integration
 ACTIVE = ROOT / ".dataops" / "releases"
-
-
-def dataops_ok(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    result = run_dataops(*args, **kwargs)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def history(env: str) -> dict:
@@ -275,20 +269,7 @@ def test_prod_rollback_needs_approval_and_the_next_prod_run_uses_the_old_release
     first_extract = active_images("prod")["extract"]
     other = build_other_release(tmp_path)
     try:
-        dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
-        dataops_ok("promote", "--to", "staging")
-        dataops_ok(
-            "release",
-            "check",
-            "--env",
-            "staging",
-            "--name",
-            "smoke",
-            "--passed",
-            "--detail",
-            "rollback test (the real smoke run is tested in test_environments)",
-        )
-        dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")
+        promote_dev_to_prod("rollback test")
         assert history("prod")["active"] == other
         assert extract_image_of_a_run("prod") == active_images("prod")["extract"] != first_extract
 

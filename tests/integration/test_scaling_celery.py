@@ -19,8 +19,8 @@ import pytest
 
 from dataops.clients.airflow_api import AirflowClient
 from dataops.local.process import group_members, process_alive
-from tests.conftest import DATAOPS, ROOT, run_dataops
-from tests.integration.conftest import AIRFLOW
+from tests.conftest import DATAOPS, ROOT
+from tests.integration.conftest import AIRFLOW, dataops_ok
 
 pytestmark = pytest.mark.integration
 STATE = ROOT / ".dataops"
@@ -29,9 +29,7 @@ QUARTER = ("2013-01-01", "2013-03-31")
 
 
 def ok(*args: str) -> str:
-    result = run_dataops(*args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return dataops_ok(*args).stdout
 
 
 def active(env: str) -> str | None:
@@ -39,15 +37,19 @@ def active(env: str) -> str | None:
     return json.loads(path.read_text())["release"] if path.exists() else None
 
 
-def flights(secrets: dict[str, str], env: str, months: tuple[int, ...]) -> tuple[int, str]:
-    """Rows of raw.flights in `months` of 2013 and a hash of their content, in env's warehouse."""
-    with psycopg.connect(
+def warehouse(secrets: dict[str, str], env: str) -> psycopg.Connection:
+    return psycopg.connect(
         host="127.0.0.1",
         dbname=f"warehouse_{env}",
         user="dataops",
         password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
         autocommit=True,
-    ) as conn:
+    )
+
+
+def flights(secrets: dict[str, str], env: str, months: tuple[int, ...]) -> tuple[int, str]:
+    """Rows of raw.flights in `months` of 2013 and a hash of their content, in env's warehouse."""
+    with warehouse(secrets, env) as conn:
         row = conn.execute(
             "select count(*), md5(coalesce(string_agg(f::text, '|' order by f::text), ''))"
             " from raw.flights f where year = 2013 and month = any(%s)",
@@ -86,13 +88,7 @@ def worker_pid(name: str) -> int | None:
 
 
 def loaded(secrets: dict[str, str], env: str, table: str) -> bool:
-    with psycopg.connect(
-        host="127.0.0.1",
-        dbname=f"warehouse_{env}",
-        user="dataops",
-        password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
-        autocommit=True,
-    ) as conn:
+    with warehouse(secrets, env) as conn:
         if conn.execute("select to_regclass(%s)", (table,)).fetchone() == (None,):
             return False
         row = conn.execute(f"select exists (select from {table})").fetchone()
@@ -102,13 +98,7 @@ def loaded(secrets: dict[str, str], env: str, table: str) -> bool:
 def local_executor_months(secrets: dict[str, str], months: tuple[int, ...]) -> tuple[int, str]:
     """The same months as loaded by dev's LocalExecutor (test_pipelines' year backfill loaded
     them; run them in dev when a month is missing)."""
-    with psycopg.connect(
-        host="127.0.0.1",
-        dbname="warehouse_dev",
-        user="dataops",
-        password=secrets["DATAOPS_POSTGRES_ADMIN_PASSWORD"],
-        autocommit=True,
-    ) as conn:
+    with warehouse(secrets, "dev") as conn:
         have = (
             {
                 r[0]

@@ -14,8 +14,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.conftest import ROOT, run_dataops
-from tests.integration.conftest import AIRFLOW, airflow_token
+from tests.conftest import ROOT
+from tests.integration.conftest import AIRFLOW, airflow_token, dataops_ok, promote_dev_to_prod
 
 pytestmark = pytest.mark.integration
 PROD = AIRFLOW["prod"]
@@ -28,11 +28,6 @@ def active(env: str) -> str:
     )
 
 
-def dataops_ok(*args: str) -> None:
-    result = run_dataops(*args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 @pytest.fixture(scope="module")
 def prod_release(pipelines_ready: dict[str, str]) -> str:
     """Prod runs a release that came from dev as `make demo` brings it (checked in dev,
@@ -41,20 +36,7 @@ def prod_release(pipelines_ready: dict[str, str]) -> str:
     whose note names the release."""
     prod = ROOT / ".dataops" / "releases" / "active-prod.json"
     if not prod.exists() or active("prod") != active("dev"):
-        dataops_ok("release", "check", "--env", "dev", "--name", "ci", "--passed")
-        dataops_ok("promote", "--to", "staging")
-        dataops_ok(
-            "release",
-            "check",
-            "--env",
-            "staging",
-            "--name",
-            "smoke",
-            "--passed",
-            "--detail",
-            "browser test (the real smoke runs are tested in test_environments)",
-        )
-        dataops_ok("promote", "--to", "prod", "--approve", "--approver", "root")
+        promote_dev_to_prod("browser test")
     dataops_ok("run", "airlines", "--env", "prod", "--date", "2013-01-01")
     return active("prod")
 

@@ -174,6 +174,19 @@ class AirflowDeployment(Service):
             f"{self.parallelism} slot(s), broker 127.0.0.1:{self.celery.broker_port}"
         )
 
+    def metadata_uri(self, scheme: str) -> str:
+        """The deployment's metadata DB, as its own role, for airflow.cfg (where "%" starts an
+        interpolation, so it is doubled)."""
+        env = self.env
+        return connection_uri(
+            scheme,
+            env.airflow_database,
+            self.secrets.require(env.airflow_database_password_env),
+            "127.0.0.1",
+            self.postgres.port,
+            env.airflow_database,
+        ).replace("%", "%%")
+
     def heartbeat_setting(self) -> str:
         if self.celery is None:
             return ""
@@ -194,14 +207,7 @@ class AirflowDeployment(Service):
             self.celery.broker_port,
             "0",
         ).replace("%", "%%")
-        results = connection_uri(
-            "db+postgresql",
-            env.airflow_database,
-            self.secrets.require(env.airflow_database_password_env),
-            "127.0.0.1",
-            self.postgres.port,
-            env.airflow_database,
-        ).replace("%", "%%")
+        results = self.metadata_uri("db+postgresql")
         return f"""
 [celery]
 broker_url = {broker}
@@ -233,14 +239,7 @@ visibility_timeout = {self.celery.visibility_timeout_seconds}
     def render_config(self) -> str:
         env = self.env
         # Values go through Airflow's config parser, where "%" starts an interpolation.
-        sql_alchemy = connection_uri(
-            "postgresql+psycopg2",
-            env.airflow_database,
-            self.secrets.require(env.airflow_database_password_env),
-            "127.0.0.1",
-            self.postgres.port,
-            env.airflow_database,
-        ).replace("%", "%%")
+        sql_alchemy = self.metadata_uri("postgresql+psycopg2")
         secret_key = self.secrets.require(env.airflow_secret_key_env).replace("%", "%%")
         jwt_secret = self.secrets.require(env.airflow_jwt_secret_env).replace("%", "%%")
         parallelism = self.parallelism

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import shutil
 
-from dataops.core.progress import Report
-from dataops.local.host import require_free_port
 from dataops.local.process import ManagedProcess
-from dataops.local.service import Health, Service, ServiceStatus, State
+from dataops.local.service import Health, ProcessService, ServiceStatus, State
 from dataops.project.environment import Environment
 from dataops.project.state import atomic_write
 
 
-class RedisServer(Service):
+class RedisServer(ProcessService):
     """`redis-server CONFIG` for one environment (bound to 127.0.0.1, `requirepass`)."""
 
     def __init__(self, env: Environment) -> None:
@@ -23,6 +21,8 @@ class RedisServer(Service):
         self.env = env
         self.port = celery.broker_port
         self.name = f"redis-{env.name}"
+        self.address = f"127.0.0.1:{self.port}"
+        self.port_key = f"environments.{env.name}.airflow.celery.broker_port"
         self.secrets = env.project.secrets
         self.home = env.state.root / "redis" / env.name
         self.log_path = str(env.state.log(self.name))
@@ -34,14 +34,10 @@ class RedisServer(Service):
             log=env.state.log(self.name),
         )
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def password(self) -> str:
         return self.secrets.require(self.env.broker_password_env)
 
-    def _render(self) -> bool:
+    def render(self) -> bool:
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o700)
         text = f"""# Written by `dataops up` for {self.env.name}'s Celery broker. Private.
@@ -86,25 +82,3 @@ appendfsync everysec
         return ServiceStatus(
             self.name, State.RUNNING, health, self.address, pid, detail, self.log_path
         )
-
-    def up(self, report: Report) -> bool:
-        changed = self._render()
-        pid = self.process.pid()
-        if pid is not None and changed:
-            report(f"{self.name}: configuration changed, restarting")
-            self.process.stop()
-            pid = None
-        if pid is None:
-            key = f"environments.{self.env.name}.airflow.celery.broker_port"
-            require_free_port(self.port, key)
-            report(f"starting {self.name} on {self.address}")
-            self.process.start()
-            changed = True
-        self.wait_healthy(30)
-        return changed
-
-    def down(self, report: Report) -> bool:
-        if self.process.pid() is None:
-            return False
-        report(f"stopping {self.name}")
-        return self.process.stop()

@@ -10,18 +10,16 @@ import bcrypt
 import httpx
 import yaml
 
-from dataops.core.progress import Report
 from dataops.errors import DataOpsError
-from dataops.local.host import require_free_port
 from dataops.local.process import ManagedProcess
-from dataops.local.service import Health, Service, ServiceStatus, State
+from dataops.local.service import Health, ProcessService, ServiceStatus, State
 from dataops.project.environment import Environment
 from dataops.project.state import atomic_write
 
 HTTP_SECRET_ENV = "DATAOPS_REGISTRY_HTTP_SECRET"
 
 
-class RegistryServer(Service):
+class RegistryServer(ProcessService):
     """The registry of one environment, served by `docker-registry serve` on its address."""
 
     def __init__(self, env: Environment) -> None:
@@ -29,6 +27,8 @@ class RegistryServer(Service):
         self.env_name = env.name
         self.config = env.config.registry
         self.name = f"registry-{env.name}"
+        self.host, self.port, self.address = self.config.host, self.config.port, self.config.address
+        self.port_key = f"environments.{env.name}.registry.address"
         self.secrets = env.project.secrets
         state = env.state
         self.home = state.registries / env.name
@@ -74,7 +74,7 @@ class RegistryServer(Service):
         )
         return (Health.HEALTHY if ok else Health.UNHEALTHY), detail
 
-    def _render(self) -> bool:
+    def render(self) -> bool:
         config: dict[str, object] = {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "fields": {"service": self.name}},
@@ -102,28 +102,6 @@ class RegistryServer(Service):
             config, sort_keys=False
         )
         return atomic_write(self.home / "config.yml", text, 0o600) | changed
-
-    def up(self, report: Report) -> bool:
-        changed = self._render()
-        pid = self.process.pid()
-        if pid is not None and changed:
-            report(f"{self.name}: configuration changed, restarting")
-            self.process.stop()
-            pid = None
-        if pid is None:
-            key = f"environments.{self.env_name}.registry.address"
-            require_free_port(self.config.port, key, self.config.host)
-            report(f"starting {self.name} on {self.config.address}")
-            self.process.start()
-            changed = True
-        self.wait_healthy(30)
-        return changed
-
-    def down(self, report: Report) -> bool:
-        if self.process.pid() is None:
-            return False
-        report(f"stopping {self.name}")
-        return self.process.stop()
 
 
 def _write_htpasswd(target: Path, username: str, password: str) -> bool:

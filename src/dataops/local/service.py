@@ -73,3 +73,42 @@ class Service(ABC):
             time.sleep(0.5)
             status = self.status()
         return status
+
+
+class ProcessService(Service):
+    """A service that is one supervised program on one address (a registry, a broker): render
+    its config, (re)start it when the config changed or it is not running, wait until it is
+    healthy; `down` stops it."""
+
+    process: Any  # ManagedProcess
+    host: str = "127.0.0.1"
+    port: int
+    port_key: str  # the dataops.yml key that sets the port, named when it is taken
+    address: str
+
+    @abstractmethod
+    def render(self) -> bool:
+        """Write its config; True when it changed."""
+
+    def up(self, report: Report) -> bool:
+        from dataops.local.host import require_free_port
+
+        changed = self.render()
+        pid = self.process.pid()
+        if pid is not None and changed:
+            report(f"{self.name}: configuration changed, restarting")
+            self.process.stop()
+            pid = None
+        if pid is None:
+            require_free_port(self.port, self.port_key, self.host)
+            report(f"starting {self.name} on {self.address}")
+            self.process.start()
+            changed = True
+        self.wait_healthy(30)
+        return changed
+
+    def down(self, report: Report) -> bool:
+        if self.process.pid() is None:
+            return False
+        report(f"stopping {self.name}")
+        return bool(self.process.stop())
