@@ -317,10 +317,27 @@ class ProjectConfig(_Strict):
             seen[key] = name
         # Each Celery deployment has a broker of its own (no environment reads another's).
         brokers: dict[int, str] = {}
+        secrets = {
+            n: name
+            for name, env in value.items()
+            for n in (
+                env.warehouse.password_env,
+                env.registry.password_env,
+                env.airflow.password_env,
+                env.airflow.database_password_env,
+            )
+            if n
+        }
         for name, env in value.items():
             celery = env.airflow.celery
             if celery is None:
                 continue
+            if celery.broker_password_env in secrets:
+                raise ValueError(
+                    f"{name}.airflow.celery.broker_password_env {celery.broker_password_env} "
+                    f"is also a password of {secrets[celery.broker_password_env]}: the broker "
+                    "needs a secret of its own (it is written into its redis.conf)"
+                )
             if celery.broker_port in brokers:
                 raise ValueError(
                     f"{name}.airflow.celery.broker_port {celery.broker_port} is also "

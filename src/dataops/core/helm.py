@@ -34,13 +34,7 @@ def values(env: str, config: EnvironmentConfig, toolkit_version: str) -> dict[st
     )
     registry = config.registry
     upper = env.upper().replace("-", "_")
-    secrets = [
-        # One JWT secret and API key shared by every component (api-server, scheduler,
-        # workers): tasks reach the execution API with tokens the api-server signed.
-        ("AIRFLOW__API_AUTH__JWT_SECRET", "airflow", "jwt-secret"),
-        ("AIRFLOW__API__SECRET_KEY", "airflow", "api-secret-key"),
-        (f"AIRFLOW_CONN_WAREHOUSE_{upper}", "connections", "warehouse"),
-    ]
+    secrets = [(f"AIRFLOW_CONN_WAREHOUSE_{upper}", "connections", "warehouse")]
     if registry.password_env:
         secrets.append((f"AIRFLOW_CONN_REGISTRY_{upper}", "connections", "registry"))
     document: dict[str, Any] = {
@@ -61,6 +55,11 @@ def values(env: str, config: EnvironmentConfig, toolkit_version: str) -> dict[st
             for name, group, key in secrets
         ],
         "data": {"metadataSecretName": secret_name(env, "metadata")},
+        # One JWT secret and API key shared by every component (api-server, scheduler,
+        # workers): tasks reach the execution API with tokens the api-server signed. The
+        # chart's own keys (1.16+): Secrets with keys `jwt-secret` and `api-secret-key`.
+        "jwtSecretName": secret_name(env, "jwt-secret"),
+        "apiSecretKeySecretName": secret_name(env, "api-secret-key"),
         "config": {
             "core": {
                 "load_examples": "False",

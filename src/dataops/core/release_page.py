@@ -139,7 +139,8 @@ def render_dbt_results(data: dict[str, Any]) -> str:
     nodes = data.get("results") or []
     rows = "".join(
         f'<tr class="{escape(str(n.get("status")))}"><td><code>{escape(str(n.get("unique_id")))}'
-        f"</code></td><td>{escape(str(n.get('status')))}</td><td>{n.get('seconds', '')}</td>"
+        f"</code></td><td>{escape(str(n.get('status')))}</td>"
+        f"<td>{escape(str(n.get('seconds', '')))}</td>"
         f"<td>{escape(str(n.get('message') or ''))}</td></tr>"
         for n in nodes
     )
@@ -153,7 +154,8 @@ def render_dbt_results(data: dict[str, Any]) -> str:
         f"dbt results: {task}",
         f"""<h1>dbt results</h1>
 <p><code>{task}</code></p>
-<p id="tally">{data.get("models", 0)} model(s), {data.get("tests", 0)} test(s): {tally}</p>
+<p id="tally">{escape(str(data.get("models", 0)))} model(s),
+{escape(str(data.get("tests", 0)))} test(s): {tally}</p>
 <p>Published: {published}</p>
 <table id="results"><tr><th>node</th><th>status</th><th>seconds</th><th>message</th></tr>
 {rows}</table>

@@ -225,8 +225,11 @@ class Releases:
     ) -> None:
         with self.connect(env) as conn:
             self._log(conn, release_id, "check", passed, {"check": name, "detail": detail})
-        if self.active(env) == release_id:
-            self._offer(env, release_id, self.record(env, release_id))
+        try:  # informational (the check is recorded): a registry that fails is only named
+            if self.active(env) == release_id:
+                self._offer(env, release_id, self.record(env, release_id))
+        except DataOpsError as exc:
+            self.report(f"the downstream Releases pages were not told: {exc.reason}")
 
     def _offer(self, env: Environment, release_id: str, record: dict[str, Any]) -> None:
         """Append a `candidate` row to the history of each environment promoted from `env`:
@@ -238,7 +241,11 @@ class Releases:
         ]
         if not downstream:
             return
-        detail = promotion.candidate_detail(env.name, record, self.history(env, release_id))
+        try:
+            detail = promotion.candidate_detail(env.name, record, self.history(env, release_id))
+        except DataOpsError as exc:
+            self.report(f"could not read {env.name}'s checks of {short(release_id)}: {exc.reason}")
+            return
         for target in downstream:
             try:
                 with self.connect(target) as conn:

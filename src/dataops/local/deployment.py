@@ -151,6 +151,7 @@ class AirflowDeployment(Service):
                 cwd=self.home,
                 # A warm shutdown waits for running tasks (their containers) to finish.
                 stop_timeout=120.0,
+                term_leader_only=True,
             )
 
     @property
@@ -325,6 +326,9 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         changed |= atomic_write(
             self.home / "passwords.json", json.dumps({user: password}) + "\n", 0o600
         )
+        # The workers' command lines (queues, slots): a change restarts the deployment.
+        workers = {n: list(p.argv) for n, p in self.components.items() if n not in COMPONENTS}
+        changed |= atomic_write(self.home / "workers.json", json.dumps(workers, indent=2) + "\n")
         # The toolkit's plugin (the Releases page), from the installed package.
         (self.home / "plugins").mkdir(exist_ok=True)
         changed |= atomic_write(self.home / "plugins" / "dataops_plugin.py", PLUGIN_STUB, 0o644)
@@ -401,16 +405,39 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
             components,
         )
 
+    def orphans(self) -> list[ManagedProcess]:
+        """Celery workers of this deployment that dataops.yml no longer names (renamed,
+        removed, or the executor is local again) but that still run: found by pid file."""
+        prefix = f"{self.name}-celery-worker-"
+        known = {proc.pidfile for proc in self.components.values()}
+        return [
+            ManagedProcess(name=path.stem, argv=[], pidfile=path, log=self.state.log(path.stem))
+            for path in sorted(self.state.run.glob(f"{prefix}*.pid"))
+            if path not in known
+        ]
+
+    def _stop_orphans(self, report: Report) -> bool:
+        stopped = False
+        for proc in self.orphans():
+            if proc.pid() is not None:
+                report(f"stopping {proc.name}: dataops.yml no longer names it")
+                stopped |= proc.stop()
+        return stopped
+
     def up(self, report: Report) -> bool:
         changed = self._write_files()
+        changed |= self._stop_orphans(report)
         if changed and any(proc.pid() for proc in self.components.values()):
             report(f"{self.name}: configuration changed, restarting its components")
-            for proc in self.components.values():
+            for proc in reversed(self.components.values()):  # workers before the api-server
                 proc.stop()
         changed |= self._migrate(report)
-        if self.components["scheduler"].pid() is None:
-            # No task of this deployment runs without its scheduler: credentials files left
-            # by tries that were killed (no `finally` ran) go now.
+        runs_tasks = [
+            p for n, p in self.components.items() if n == "scheduler" or n not in COMPONENTS
+        ]
+        if all(proc.pid() is None for proc in runs_tasks):
+            # No task of this deployment runs without its scheduler and workers: credentials
+            # files left by tries that were killed (no `finally` ran) go now.
             shutil.rmtree(self.state.task_secrets(self.env.name), ignore_errors=True)
             self.state.ensure((self.env.name,))
         for name, proc in self.components.items():
@@ -425,7 +452,7 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
         return changed
 
     def down(self, report: Report) -> bool:
-        stopped = False
+        stopped = self._stop_orphans(report)
         for name, proc in reversed(self.components.items()):
             if proc.pid() is not None:
                 report(f"stopping {self.name} {name}")

@@ -11,6 +11,7 @@ from dataops.local.deployment import AirflowDeployment
 from dataops.local.docker_engine import DockerEngine
 from dataops.local.host import ensure_python_packages, install_packages, missing_packages
 from dataops.local.postgres import Postgres
+from dataops.local.process import ManagedProcess
 from dataops.local.redis_server import RedisServer
 from dataops.local.registry_server import HTTP_SECRET_ENV, RegistryServer
 from dataops.local.service import Service, ServiceStatus
@@ -114,6 +115,8 @@ class LocalPlatform:
             if service.up(report):
                 changed.append(service.name)
         deployments = [s for s in wanted if isinstance(s, AirflowDeployment)]
+        if not only:
+            changed += self._stop_orphan_brokers(report)
         if deployments and base_image:
             # The base image before Airflow, so DAG runs never wait for it.
             image = ensure_base_image(self.project.config.platform.base_image, self.state, report)
@@ -129,8 +132,26 @@ class LocalPlatform:
         statuses = [s.status() for s in self.services if not only or s.name in only]
         return UpResult(changed, generated, image, statuses)
 
-    def down(self, report: Report, *, only: list[str] | None = None) -> list[str]:
+    def orphan_brokers(self) -> list[ManagedProcess]:
+        """Redis brokers dataops started for an environment that is no longer Celery."""
+        known = {broker.process.pidfile for broker in self.brokers}
+        return [
+            ManagedProcess(name=path.stem, argv=[], pidfile=path, log=self.state.log(path.stem))
+            for path in sorted(self.state.run.glob("redis-*.pid"))
+            if path not in known
+        ]
+
+    def _stop_orphan_brokers(self, report: Report) -> list[str]:
         stopped = []
+        for proc in self.orphan_brokers():
+            if proc.pid() is not None:
+                report(f"stopping {proc.name}: no environment runs Celery with it any more")
+                proc.stop()
+                stopped.append(proc.name)
+        return stopped
+
+    def down(self, report: Report, *, only: list[str] | None = None) -> list[str]:
+        stopped = [] if only else self._stop_orphan_brokers(report)
         for service in reversed(self.services):
             if only and service.name not in only:
                 continue

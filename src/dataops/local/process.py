@@ -54,6 +54,9 @@ class ManagedProcess:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     stop_timeout: float = 30.0
+    # SIGTERM to the leader alone, then SIGKILL to the group after the timeout: a Celery worker
+    # shuts down warm (finishes its running tasks) only when its pool children are left alone.
+    term_leader_only: bool = False
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def pid(self) -> int | None:
@@ -95,11 +98,16 @@ class ManagedProcess:
         return self._popen is not None and self._popen.poll() is not None
 
     def stop(self) -> bool:
-        """SIGTERM its process group, SIGKILL after the timeout; False when it was not running."""
+        """SIGTERM its process group (or its leader, `term_leader_only`), SIGKILL after the
+        timeout; False when it was not running."""
         pid = self.pid()
         if pid is None:
             return False
-        signal_group(pid, signal.SIGTERM)
+        if self.term_leader_only:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        else:
+            signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline:
             reap(pid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+from dataops.errors import NotReadyError
 from dataops.local.process import ManagedProcess
 from dataops.local.service import Health, ProcessService, ServiceStatus, State
 from dataops.project.environment import Environment
@@ -35,7 +36,14 @@ class RedisServer(ProcessService):
         )
 
     def password(self) -> str:
-        return self.secrets.require(self.env.broker_password_env)
+        password = self.secrets.require(self.env.broker_password_env)
+        if any(c in password for c in '"\\') or not password.isprintable():
+            raise NotReadyError(
+                f"{self.env.broker_password_env} (the Celery broker's password) holds a quote, "
+                "a backslash or a control character, which redis.conf cannot take",
+                "unset it (dataops up generates one) or choose a plain one",
+            )
+        return password
 
     def render(self) -> bool:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -55,7 +63,10 @@ appendfsync everysec
         return atomic_write(self.home / "redis.conf", text, 0o600)
 
     def probe(self) -> tuple[Health, str]:
-        import redis
+        try:
+            import redis
+        except ImportError:  # a venv from before `executor: celery` existed
+            return Health.UNHEALTHY, "the redis client is not installed: run `make setup`"
 
         try:
             anonymous = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=3)

@@ -145,6 +145,11 @@ def test_the_shipped_staging_runs_celery_with_two_workers_on_its_own_broker() ->
             "the name(s) worker-1 appear twice",
         ),
         ("queues: [default, heavy]}", "queues: []}", "queues"),
+        (
+            "      celery:\n",
+            "      celery:\n        broker_password_env: DATAOPS_WAREHOUSE_PROD_PASSWORD\n",
+            "is also a password of prod: the broker needs a secret of its own",
+        ),
     ],
 )
 def test_celery_settings_are_checked(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -35,11 +35,13 @@ def test_each_environment_gets_its_executor_runtime_and_secrets_by_name() -> Non
     runtime = RuntimeConfig.model_validate_json(env["DATAOPS_RUNTIME"])
     assert runtime.kind is RuntimeKind.KUBERNETES  # tasks are pods on the cluster
     assert env["DATAOPS_ENV"] == "prod" and env["DATAOPS_REGISTRY"] == "127.0.0.1:5003"
-    assert {s["envName"] for s in prod["secret"]} >= {
-        "AIRFLOW__API_AUTH__JWT_SECRET",
+    assert {s["envName"] for s in prod["secret"]} == {
         "AIRFLOW_CONN_WAREHOUSE_PROD",
         "AIRFLOW_CONN_REGISTRY_PROD",
     }
+    # One JWT secret and API key for every component, through the chart's own keys.
+    assert prod["jwtSecretName"] == "dataops-prod-jwt-secret"
+    assert prod["apiSecretKeySecretName"] == "dataops-prod-api-secret-key"
     assert all(s["secretName"].startswith("dataops-prod-") for s in prod["secret"])
     # Only prod's names: no other environment's connection or Secret.
     text = yaml.safe_dump(prod)

@@ -123,11 +123,12 @@ def test_the_dbt_results_page_lists_every_node_and_escapes_messages() -> None:
             "published": [],
             "results": [
                 {"unique_id": "model.f.daily", "status": "success", "seconds": 0.4, "message": ""},
-                {"unique_id": "test.f.nn", "status": "fail", "seconds": 0.1, "message": "<x> 3"},
+                {"unique_id": "test.f.nn", "status": "fail", "seconds": "<i>", "message": "<x> 3"},
             ],
         }
     )
     assert "model.f.daily" in html and "test.f.nn" in html
     assert 'class="fail"' in html and "&lt;x&gt; 3" in html
+    assert "<i>" not in html and "&lt;i&gt;" in html  # every field is escaped
     assert "1 fail, 1 success" in html
     assert "Published: nothing" in html

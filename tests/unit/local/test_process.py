@@ -68,3 +68,50 @@ def test_a_garbage_pid_file_is_ignored(tmp_path: Path) -> None:
     proc = sleeper(tmp_path)
     proc.pidfile.write_text("not a pid")
     assert proc.pid() is None
+
+
+def leader_with_a_child(tmp_path: Path, leader_only: bool) -> ManagedProcess:
+    """A leader whose child notes a SIGTERM in a file (as a Celery pool child would die)."""
+    child = (
+        "import signal, sys, time, pathlib\n"
+        f"folder = pathlib.Path({str(tmp_path)!r})\n"
+        "def noted(*_):\n"
+        "    (folder / 'child-got-term').write_text('x')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, noted)\n"
+        "(folder / 'child-ready').write_text('x')\n"
+        "time.sleep(300)\n"
+    )
+    # The leader shuts down warm: on SIGTERM it takes half a second, then exits.
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.5), sys.exit(0)))\n"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "time.sleep(300)\n"
+    )
+    return ManagedProcess(
+        name="leader",
+        argv=[sys.executable, "-c", script],
+        pidfile=tmp_path / "leader.pid",
+        log=tmp_path / "leader.log",
+        stop_timeout=5,
+        term_leader_only=leader_only,
+    )
+
+
+def test_a_warm_shutdown_signals_the_leader_only_then_the_group_goes(tmp_path: Path) -> None:
+    from dataops.local.process import group_members
+
+    for leader_only in (False, True):
+        for name in ("child-got-term", "child-ready"):
+            (tmp_path / name).unlink(missing_ok=True)
+        proc = leader_with_a_child(tmp_path, leader_only)
+        pid = proc.start()
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "child-ready").exists():  # its handler is installed
+            assert time.monotonic() < deadline, "the child did not start"
+            time.sleep(0.05)
+        assert proc.stop()
+        assert group_members(pid) == []  # nothing of the group is left either way
+        # The whole group got SIGTERM, or only the leader did (the child was killed after).
+        assert (tmp_path / "child-got-term").exists() is (not leader_only), leader_only
