@@ -127,6 +127,12 @@ def ci_dbt(
 )
 @env_option("Environment CI runs in.")
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run every stage even when its inputs are unchanged since a pass (passes are still "
+    "recorded).",
+)
+@click.option(
     "--junit",
     "junit_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -146,18 +152,29 @@ def ci_run(
     stage: str | None,
     base: str,
     env: str,
+    no_cache: bool,
     junit_path: Path | None,
     summary_path: Path | None,
 ) -> None:
     """Run the CI stages in order, fail-fast: validate, lint, unit, build, migrate,
-    integration (slim dbt), release, promote (to staging, on the main branch only).
+    integration (slim dbt), release, promote and smoke (the last three on main only).
 
     Each stage prints a PASSED/FAILED line with its time; logs, result.json, junit.xml and
-    summary.md go to .dataops/ci/runs/<id>/. Unchanged images and dbt models are skipped, and
-    the summary says so. The release stage records that the dev release passed `ci`."""
+    summary.md go to .dataops/ci/runs/<id>/. The release stage records that the dev release
+    passed `ci`.
+
+    A stage whose inputs did not change since it passed is skipped, and the line says which
+    run passed it: its key is the content of the files it reads (e.g. lint: specs, migrations,
+    Dockerfiles, the dbt project; unit: everything but the dbt models, the integration tests
+    and the docs), the toolkit's code and lock, and what it reads outside the checkout (the
+    release dev runs, the base ref). A changed key runs the stage; so does a key whose earlier
+    products are gone (an image no longer in the registry). Slim dbt CI is skipped when dev
+    already runs this dbt project, promotion when staging already runs dev's release. Passes
+    are recorded in .dataops/ci/cache/; --no-cache runs everything."""
     from datetime import UTC, datetime
 
-    from dataops.delivery.ci_stages import CiContext, run_stages, stage_names
+    from dataops.clients import git
+    from dataops.delivery.ci_stages import CiContext, ProjectPlatform, run_stages, stage_names
 
     if stage and stage not in stage_names():
         raise DataOpsError(
@@ -170,8 +187,25 @@ def ci_run(
     commit = project.commit or "unknown"
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{commit[:8]}"
     out = project.state.ci_run(run_id)
+    loaded = project.loaded
+    try:
+        dbt_dir = loaded.dbt_dir.relative_to(project.root).as_posix()
+    except ValueError:
+        dbt_dir = loaded.dbt_dir.as_posix()
+    context = CiContext(
+        project.root,
+        base,
+        branch,
+        env,
+        platform=ProjectPlatform(project),
+        dbt_dir=dbt_dir,
+        cache_dir=project.state.ci_cache,
+        use_cache=not no_cache,
+        commit=commit,
+        base_commit=git.resolve(project.root, base) or "",
+    )
     result = run_stages(
-        CiContext(project.root, base, branch, env),
+        context,
         out,
         stage,
         lambda line: ctx.console.print(line, markup=False, highlight=False),

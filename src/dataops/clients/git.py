@@ -23,6 +23,15 @@ def current_branch(root: Path) -> str:
     return _git(root, "rev-parse", "--abbrev-ref", "HEAD")
 
 
+def resolve(root: Path, ref: str) -> str:
+    """The commit `ref` (or `origin/<ref>`) names, or "" when neither resolves."""
+    for candidate in (ref, f"origin/{ref}"):
+        commit = _git(root, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}")
+        if commit:
+            return commit
+    return ""
+
+
 def is_bare(repo: Path) -> bool:
     return _git(repo, "rev-parse", "--is-bare-repository") == "true"
 

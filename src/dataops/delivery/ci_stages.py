@@ -2,26 +2,46 @@
 
 Every stage is a `dataops` (or pytest) command run as a subprocess of the checkout being
 tested, with its output in a log of its own; the same stages run from the git hook, GitHub
-Actions and GitLab CI. Work that did not change since the last green run is skipped by the
-commands themselves (images by content hash, dbt by `state:modified+`), and the summary says so.
+Actions and GitLab CI.
+
+Work that did not change is skipped at two levels, and the summary says why each time:
+- **A stage is keyed by the content it reads**: the bytes of the files it depends on (git's
+  tracked and untracked-not-ignored files under its pathspecs), the toolkit's own code and lock,
+  the Python version, and the facts outside the checkout it depends on (the release dev runs,
+  the base ref lint compares with). A stage that passed with the same key is skipped, naming the
+  run that passed it; a changed key runs it. Passes are recorded in `.dataops/ci/cache/`, so a
+  fresh clone of the same commit (the git hook's, a hosted runner with the state dir) skips too.
+- **Some stages know from the platform that they have nothing to do**: slim dbt CI when dev
+  already runs a transform image of this exact dbt project, the release stage when dev already
+  runs this commit's images, promotion when staging already runs dev's release.
+- The commands themselves skip unchanged images (content hash) and models (`state:modified+`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataops.core.ci_report import CiRun, StageResult, junit, summary
 from dataops.core.promotion import short
 from dataops.project.state import atomic_write
+
+if TYPE_CHECKING:
+    from dataops.project.environment import Project
+
+
+# What every stage reads besides its own files: the toolkit that runs it.
+TOOLKIT = ("src/", "pyproject.toml", "requirements.lock", "dataops.yml")
 
 
 @dataclass(frozen=True)
@@ -31,9 +51,67 @@ class Stage:
     argv: Callable[[CiContext], list[str] | None]  # None: skipped (the note says why)
     note: Callable[[str], str] = lambda output: ""
     skip_note: Callable[[CiContext], str] = lambda ctx: ""
+    # The git pathspecs whose content the stage reads (on top of TOOLKIT); None: not cached.
+    reads: Callable[[CiContext], tuple[str, ...]] | None = None
+    # What else the stage's result depends on, outside the checkout (part of the key).
+    facts: Callable[[CiContext], dict[str, Any]] = lambda ctx: {}
+    # A reason the stage has nothing to do, known from the platform (checked before the key).
+    done_already: Callable[[CiContext], str | None] = lambda ctx: None
+    # On a key hit: a reason to run anyway (what the earlier pass produced is gone), or None.
+    stale: Callable[[CiContext, dict[str, Any]], str | None] = lambda ctx, record: None
 
 
 MAIN_BRANCH = "main"
+
+
+class Platform:
+    """What the stages' skip decisions read outside the checkout (images dev runs and was
+    built, what is in a registry); the CLI passes the real one, over the project's state."""
+
+    def running_images(self, env: str) -> dict[str, Any]:
+        return {}
+
+    def built_images(self, env: str) -> dict[str, Any]:
+        return {}
+
+    def active_release(self, env: str) -> str | None:
+        return None
+
+    def has_image(self, env: str, name: str, tag: str, digest: str) -> bool:
+        return False
+
+
+class ProjectPlatform(Platform):
+    """The real facts, from the project's state dir and the environment's registry."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def running_images(self, env: str) -> dict[str, Any]:
+        return dict(self.project.environment(env).running_images())
+
+    def built_images(self, env: str) -> dict[str, Any]:
+        return dict(self._read(self.project.state.builds(env)).get("images") or {})
+
+    def active_release(self, env: str) -> str | None:
+        release = self._read(self.project.state.active_release(env)).get("release")
+        return str(release) if release else None
+
+    def has_image(self, env: str, name: str, tag: str, digest: str) -> bool:
+        from dataops.errors import DataOpsError
+
+        try:
+            with self.project.environment(env).registry() as client:
+                return bool(client.manifest_digest(f"dataops/{name}", tag) == digest)
+        except (DataOpsError, OSError):
+            return False  # unreachable or refused: build (and push) again
 
 
 @dataclass
@@ -42,6 +120,12 @@ class CiContext:
     base: str
     branch: str
     env: str = "dev"
+    platform: Platform = field(default_factory=Platform)
+    dbt_dir: str = "dbt_project"
+    cache_dir: Path | None = None  # where passes are recorded; None: nothing is cached
+    use_cache: bool = True  # False (--no-cache): every stage runs, passes are still recorded
+    commit: str = ""
+    base_commit: str = ""  # what --base resolves to ("" when it does not resolve)
 
     @property
     def shared(self) -> bool:
@@ -119,14 +203,87 @@ def _smoke_note(output: str) -> str:
     return ""
 
 
+def _project_files(c: CiContext) -> tuple[str, ...]:
+    """What validate and lint read: specs, migrations, Dockerfiles, the dbt project."""
+    return ("dags/", "migrations/", "images/", f"{c.dbt_dir}/", ":(glob)**/.sqlfluff")
+
+
+def _unit_files(c: CiContext) -> tuple[str, ...]:
+    """The unit and DAG tests read the whole checkout but the dbt models (slim CI's and lint's
+    business; the tests use projects of their own), the integration tests, benchmarks, docs."""
+    return (
+        ".",
+        f":(exclude){c.dbt_dir}/models/",
+        ":(exclude)tests/integration/",
+        ":(exclude)bench/",
+        ":(exclude)docs/",
+        ":(exclude)README.md",
+    )
+
+
+def _digests(images: dict[str, Any]) -> dict[str, str]:
+    return {name: str(image.get("digest")) for name, image in sorted(images.items())}
+
+
+def _images_gone(c: CiContext, record: dict[str, Any]) -> str | None:
+    """The build a cached pass pushed must still be what dev's tasks would run next and still
+    be in dev's registry; otherwise build again."""
+    built = c.platform.built_images(c.env)
+    for image in (record.get("output") or {}).get("images", []):
+        name, digest = image.get("name"), image.get("digest")
+        if (built.get(name) or {}).get("digest") != digest:
+            return f"{c.env}'s build record no longer names {name}@{str(digest)[:19]}"
+        if not c.platform.has_image(c.env, name, image.get("content_hash", ""), digest):
+            return f"{c.env}'s registry no longer has {name}@{str(digest)[:19]}"
+    return None
+
+
+def _same_dbt_project(c: CiContext) -> str | None:
+    """Slim CI compares the project with the manifest baked into the transform image the
+    environment runs: when this build's transform image is that very image (same content hash,
+    which covers the whole dbt project), nothing can be modified."""
+    running = c.platform.running_images(c.env).get("transform") or {}
+    built = c.platform.built_images(c.env).get("transform") or {}
+    if running.get("content_hash") and running.get("content_hash") == built.get("content_hash"):
+        return (
+            f"{c.env} already runs this dbt project (transform image "
+            f"{running['content_hash'][:12]}): no model is modified"
+        )
+    return None
+
+
+def _release_gone(env: str) -> Callable[[CiContext, dict[str, Any]], str | None]:
+    def stale(c: CiContext, record: dict[str, Any]) -> str | None:
+        output = record.get("output") or {}
+        release = output.get("release") or output.get("release_id")
+        active = c.platform.active_release(env)
+        if release and active != release:
+            return f"{env} runs {short(active) if active else 'no release'}, not {short(release)}"
+        return None
+
+    return stale
+
+
+def _staging_runs_dev(c: CiContext) -> str | None:
+    dev, staging = c.platform.active_release(c.env), c.platform.active_release("staging")
+    if dev and dev == staging:
+        return f"staging already runs {c.env}'s release {short(dev)}"
+    return None
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
-        "validate", "dataops.yml, pipeline specs, migration files", lambda c: _dataops("validate")
+        "validate",
+        "dataops.yml, pipeline specs, migration files",
+        lambda c: _dataops("validate"),
+        reads=_project_files,
     ),
     Stage(
         "lint",
         "sqlfluff, hadolint, specs, migrations (files changed since --base)",
         lambda c: _dataops("lint", "--base", c.base),
+        reads=_project_files,
+        facts=lambda c: {"base": c.base, "base_commit": c.base_commit},
     ),
     Stage(
         "unit",
@@ -141,24 +298,35 @@ STAGES: tuple[Stage, ...] = (
             "tests/unit",
             "tests/dags",
         ],
+        reads=_unit_files,
     ),
     Stage(
         "build",
         "build and push the task images to dev",
         lambda c: _dataops("images", "build", "--push", "--env", c.env, "--json"),
         note=_build_note,
+        reads=lambda c: ("images/", f"{c.dbt_dir}/"),
+        facts=lambda c: {"env": c.env},
+        stale=_images_gone,
     ),
     Stage(
         "migrate",
         "apply dev's migrations (main); plan them, touching nothing (other branches)",
         lambda c: _dataops("migrate", "apply" if c.shared else "plan", "--env", c.env, "--json"),
         note=_migrate_note,
+        reads=lambda c: ("migrations/",),
+        facts=lambda c: {"shared": c.shared, "release": c.platform.active_release(c.env)},
     ),
     Stage(
         "integration",
         "slim dbt CI in dev (modified models and descendants)",
         lambda c: _dataops("ci", "dbt", "--env", c.env, "--json"),
         note=_dbt_note,
+        reads=lambda c: (f"{c.dbt_dir}/",),
+        facts=lambda c: {
+            "baseline": (c.platform.running_images(c.env).get("transform") or {}).get("digest")
+        },
+        done_already=_same_dbt_project,
     ),
     Stage(
         "release",
@@ -170,12 +338,19 @@ STAGES: tuple[Stage, ...] = (
         ),
         note=_release_note,
         skip_note=lambda c: f"branch {c.branch!r} is not main: it never changes what dev runs",
+        reads=lambda c: ("migrations/", f"{c.dbt_dir}/", "dags/"),
+        facts=lambda c: {
+            "commit": c.commit,
+            "images": _digests(c.platform.built_images(c.env)),
+        },
+        stale=lambda c, record: _release_gone(c.env)(c, record),
     ),
     Stage(
         "promote",
         "promote to staging (main branch only)",
         lambda c: _dataops("promote", "--to", "staging", "--json") if c.shared else None,
         skip_note=lambda c: f"branch {c.branch!r} is not main",
+        done_already=_staging_runs_dev,
     ),
     Stage(
         "smoke",
@@ -183,12 +358,85 @@ STAGES: tuple[Stage, ...] = (
         lambda c: _dataops("release", "smoke", "--env", "staging", "--json") if c.shared else None,
         note=_smoke_note,
         skip_note=lambda c: f"branch {c.branch!r} is not main",
+        reads=lambda c: (),
+        facts=lambda c: {"staging": c.platform.active_release("staging")},
+        stale=_release_gone("staging"),
     ),
 )
 
 
 def stage_names() -> list[str]:
     return [s.name for s in STAGES]
+
+
+def stage_key(ctx: CiContext, stage: Stage) -> str | None:
+    """The stage's key: the bytes of every file it reads, the toolkit's code and lock, the
+    Python version and its facts. None for a stage that is not cached."""
+    if stage.reads is None:
+        return None
+    specs = [*TOOLKIT, *stage.reads(ctx)]
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *specs],
+        cwd=ctx.root,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return None  # not a git checkout: nothing is cached
+    digest = hashlib.sha256()
+    header = {"stage": stage.name, "python": platform.python_version(), **stage.facts(ctx)}
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for name in sorted(set(listed.stdout.decode().split("\0")) - {""}):
+        path = ctx.root / name
+        if path.is_symlink():
+            content = b"link:" + os.readlink(path).encode()
+        elif path.is_file():
+            content = hashlib.sha256(path.read_bytes()).digest()
+        else:
+            continue  # deleted in the working tree: not read
+        digest.update(name.encode() + b"\0" + content)
+    return digest.hexdigest()
+
+
+def _cache_file(ctx: CiContext, stage: Stage, key: str) -> Path | None:
+    return ctx.cache_dir / stage.name / f"{key[:40]}.json" if ctx.cache_dir else None
+
+
+def _cached_pass(
+    ctx: CiContext, stage: Stage, key: str | None, echo: Callable[[str], None]
+) -> str | None:
+    """The note of a skip: an earlier pass with the same key whose products are still there."""
+    path = _cache_file(ctx, stage, key) if key and ctx.use_cache else None
+    if path is None:
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None  # never passed, or a record an interrupted write left: run the stage
+    reason = stage.stale(ctx, record)
+    if reason:
+        echo(f"  {stage.name:<12} unchanged since run {record.get('run')}, but {reason}: run it")
+        return None
+    return (
+        f"unchanged since run {record.get('run')} passed it "
+        f"(commit {str(record.get('commit'))[:8]}, key {key[:12] if key else ''})"
+        + (f"; then: {record['note']}" if record.get("note") else "")
+    )
+
+
+def _record_pass(ctx: CiContext, stage: Stage, key: str | None, run: str, output: str) -> None:
+    path = _cache_file(ctx, stage, key) if key else None
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "run": run,
+        "commit": ctx.commit,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": stage.note(output),
+        "output": _json(output),
+    }
+    atomic_write(path, json.dumps(record, indent=2, default=str) + "\n")
 
 
 def run_stages(
@@ -213,15 +461,22 @@ def run_stages(
         if failed:
             run.stages.append(StageResult(stage.name, "not run", note="an earlier stage failed"))
             continue
+        began = time.monotonic()
         argv = stage.argv(ctx)
+        key = stage_key(ctx, stage) if argv is not None else None
+        why = None
         if argv is None:
-            result = StageResult(stage.name, "skipped", note=stage.skip_note(ctx))
+            why = stage.skip_note(ctx)
+        elif ctx.use_cache:
+            why = stage.done_already(ctx) or _cached_pass(ctx, stage, key, echo)
+        if why is not None:
+            result = StageResult(stage.name, "skipped", time.monotonic() - began, note=why)
             echo(f"- {stage.name:<12} skipped: {result.note}")
             run.stages.append(result)
             continue
+        assert argv is not None
         echo(f"> {stage.name:<12} {stage.what}")
         log = out_dir / f"{stage.name}.log"
-        began = time.monotonic()
         done = subprocess.run(
             argv,
             cwd=ctx.root,
@@ -238,6 +493,7 @@ def run_stages(
                 f"  {stage.name:<12} PASSED in {seconds:.1f}s"
                 + (f": {result.note}" if result.note else "")
             )
+            _record_pass(ctx, stage, key, run.id, done.stdout)
         else:
             tail = "\n".join((done.stdout + "\n" + done.stderr).strip().splitlines()[-20:])
             result = StageResult(stage.name, "failed", seconds, tail, str(log))

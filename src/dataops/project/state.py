@@ -84,6 +84,11 @@ class StateDir:
     def build_context(self, image: str) -> Path:
         return self.root / "build" / image
 
+    @property
+    def ci_cache(self) -> Path:
+        """One file per CI stage pass, named by the stage's key (`dataops ci run` skips)."""
+        return self.root / "ci" / "cache"
+
     def ci_run(self, run_id: str) -> Path:
         """Logs, result.json, junit.xml and summary.md of one `dataops ci run`."""
         return self.root / "ci" / "runs" / run_id

@@ -17,16 +17,54 @@ NO_WAREHOUSE = {k: "" for k in ("PGHOST", "PGPASSWORD", "PGUSER", "PGDATABASE")}
 }
 
 
+# A model of another team's (the shipped models are linted by the CI lint stage and by
+# tests/integration/test_shipped_lint.py: the unit tests never read them, so `dataops ci run`
+# need not re-run the unit tests when only a model changes).
+CUSTOMERS = """with
+
+source as (
+
+    select * from {{ source('shop', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        id as customer_id,
+        name as customer_name
+    from source
+
+)
+
+select * from renamed
+"""
+SOURCES = """version: 2
+sources:
+  - name: shop
+    schema: raw
+    tables:
+      - name: customers
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the project in its own git repository, with one commit on main."""
+    """A copy of the project's config, specs, images and dbt settings with a dbt model of its
+    own, in its own git repository, with one commit on main."""
     target = tmp_path / "project"
     target.mkdir()
     shutil.copy(ROOT / "dataops.yml", target / "dataops.yml")
     for name in ("dbt_project", "images", "dags"):
         shutil.copytree(
-            ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "target")
+            ROOT / name,
+            target / name,
+            ignore=shutil.ignore_patterns("__pycache__", "target", "models"),
         )
+    models = target / "dbt_project" / "models" / "staging" / "shop"
+    models.mkdir(parents=True)
+    (models / "stg_shop__customers.sql").write_text(CUSTOMERS)
+    (models / "_shop__sources.yml").write_text(SOURCES)
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "t",
@@ -39,10 +77,10 @@ def project(tmp_path: Path) -> Path:
     return target
 
 
-def break_airlines_model(project: Path) -> Path:
-    """Upper-case one identifier of a shipped model (a CP02 finding sqlfluff can fix)."""
-    model = project / "dbt_project/models/staging/nycflights/stg_nycflights__airlines.sql"
-    model.write_text(model.read_text().replace("name as airline_name", "NAME as airline_name"))
+def break_customers_model(project: Path) -> Path:
+    """Upper-case one identifier of the model (a CP02 finding sqlfluff can fix)."""
+    model = project / "dbt_project/models/staging/shop/stg_shop__customers.sql"
+    model.write_text(model.read_text().replace("name as customer_name", "NAME as customer_name"))
     return model
 
 
@@ -51,22 +89,21 @@ def lint(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_dataops("lint", *args, config=project / "dataops.yml", env=env, timeout=300)
 
 
-def test_shipped_files_are_lint_clean_without_a_warehouse() -> None:
-    result = run_dataops("lint", "--all", env=NO_WAREHOUSE)
+def test_the_fixture_project_is_lint_clean_without_a_warehouse(project: Path) -> None:
+    result = lint(project, "--all")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: 0 finding(s)" in result.stderr
-    assert "sql" in result.stderr and "dockerfiles" in result.stderr
+    assert "1 sql" in result.stderr and "dockerfiles" in result.stderr
 
 
 def test_an_injected_violation_is_reported_with_file_line_col_rule(project: Path) -> None:
-    bad = project / "dbt_project" / "models" / "staging" / "nycflights" / "stg_bad.sql"
+    bad = project / "dbt_project" / "models" / "staging" / "shop" / "stg_bad.sql"
     bad.write_text("select\n    a,\n    b\nFROM t\n")
     result = lint(project, "--all")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert (
-        "dbt_project/models/staging/nycflights/stg_bad.sql:4:1 CP01 Keywords must be lower case."
-        in lines
+        "dbt_project/models/staging/shop/stg_bad.sql:4:1 CP01 Keywords must be lower case." in lines
     )
 
 
@@ -74,11 +111,11 @@ def test_only_changed_files_by_default(project: Path) -> None:
     clean = lint(project)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "0 sql" in clean.stderr  # nothing changed since main
-    break_airlines_model(project)
+    break_customers_model(project)
     changed = lint(project)
     assert changed.returncode == 1
     assert "1 sql" in changed.stderr
-    assert all("stg_nycflights__airlines.sql" in line for line in changed.stdout.splitlines())
+    assert all("stg_shop__customers.sql" in line for line in changed.stdout.splitlines())
 
 
 def test_a_skipped_or_unparsable_model_is_a_failure(project: Path) -> None:
@@ -111,7 +148,7 @@ def test_dockerfiles_and_specs_are_linted_too(project: Path) -> None:
 
 
 def test_fix_repairs_what_sqlfluff_can(project: Path) -> None:
-    model = break_airlines_model(project)
+    model = break_customers_model(project)
     result = lint(project, "--all", "--fix")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "name as airline_name" in model.read_text()
+    assert "name as customer_name" in model.read_text()
