@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "dbt_project/models/staging/nycflights/stg_nycflights__airlines.sql"
+MODEL = "dbt_project/models/staging/nycflights/stg_nycflights__planes.sql"
 LINE = re.compile(r"^[-> ] (\w+)\s+(PASSED in [\d.]+s|skipped|FAILED in [\d.]+s)", re.M)
 
 
