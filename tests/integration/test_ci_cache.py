@@ -80,4 +80,3 @@ def test_a_rerun_skips_by_key_and_a_model_change_reruns_lint_build_and_dbt_only(
     assert "skipped extract, load" in changed["build"]["note"]
     assert re.match(r"built \d+ model\(s\) \(state:modified\+\)", changed["integration"]["note"])
     assert changed["migrate"]["status"] == "skipped"  # the migrations and dev's release: same
-
