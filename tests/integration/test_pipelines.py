@@ -33,12 +33,30 @@ def state_of(conn: psycopg.Connection, table: str, where: str = "true") -> tuple
 
 
 def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> None:
+    before = ready.execute("select clock_timestamp()").fetchone()[0]
     result = run_dataops(
         "run", "flights", "--env", "dev", "--from", "2013-01-01", "--to", "2013-12-31"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "success: 12 run(s) of flights" in result.stdout
     assert ready.execute("select count(*) from raw.flights").fetchone()[0] == 336_776
+    # The loads ran ahead of the dbt steps, which coalesced: fewer builds than months, and the
+    # last publish (tested in its audit schemas) holds every load of the backfill.
+    builds, watermark = ready.execute(
+        "select count(*), max(load_watermark) from dataops.dbt_publishes"
+        " where audit = 'flights' and published_at >= %s",
+        (before,),
+    ).fetchone()
+    newest = ready.execute(
+        "select max(id), count(*) filter (where finished_at >= %s)"
+        " from dataops.load_audit where pipeline = 'flights'",
+        (before,),
+    ).fetchone()
+    assert newest[1] == 12  # every month loaded
+    assert 1 <= builds < 12 and watermark == newest[0], (builds, watermark, newest)
+    assert ready.execute("select count(*) from analytics_marts.fct_flights").fetchone()[0] == (
+        336_776
+    )
     # The dbt step ran in its container too: the staging view sees every row.
     count = ready.execute(
         "select count(*) from analytics_staging.stg_nycflights__flights"
@@ -196,6 +214,14 @@ def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
         " where carrier_code = 'ZZ'"
     ).fetchone()[0]
     assert rejected == 100
+    # The failed build recorded no publish: no later run may take June's bad load as published.
+    assert (
+        ready.execute(
+            "select count(*) from dataops.dbt_publishes where load_watermark >="
+            " (select max(id) from dataops.load_audit where pipeline = 'flights')"
+        ).fetchone()[0]
+        == 0
+    )
     failing_run_is_readable_in_the_ui()
     for table in marts:
         assert state_of(ready, table) == published[table], table
@@ -253,6 +279,9 @@ def failing_run_is_readable_in_the_ui() -> None:
         assert stderr and levels[stderr[0]] == "warning", stderr
         stdout = [e for e in levels if e.startswith("+ ") and " build --select " in e]
         assert stdout and levels[stdout[0]] == "info", stdout
+        # dbt ran on the manifest baked into the image: no parse of the project in the task.
+        assert "(baked manifest: no parse)" in stdout[0]
+        assert not [e for e in levels if "Starting full parse" in e or "partial pars" in e]
 
 
 def test_a_failing_container_fails_the_run_with_its_error(ready: psycopg.Connection) -> None:

@@ -101,10 +101,6 @@ def build_dag(pipeline: PipelinePlan, bundle_root: Path | None = None) -> DAG:
     make = _pod_operator if config.kind is RuntimeKind.KUBERNETES else _docker_operator
     tasks = {task.task_id: make(dag, spec, task, env, config) for task in pipeline.tasks}
     for task in pipeline.tasks:
-        if task.image == "transform":
-            # dbt builds of overlapping runs (a backfill) would race on the same relations.
-            tasks[task.task_id].max_active_tis_per_dag = 1
-    for task in pipeline.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
     return dag

@@ -24,16 +24,20 @@ def pod_name(pipeline: str, task_id: str) -> str:
 
 def task_env(spec: PipelineSpec, task: TaskPlan, env_name: str) -> dict[str, str]:
     """The task's environment besides the warehouse credentials (Jinja where Airflow fills in)."""
+    interval = {
+        "DATAOPS_INTERVAL_START": "{{ data_interval_start.isoformat() }}",
+        "DATAOPS_INTERVAL_END": "{{ data_interval_end.isoformat() }}",
+    }
     if task.image == "transform":
-        return {"DBT_TARGET": env_name}
+        # The interval names its load, which a publish of a later run may already hold.
+        return {"DBT_TARGET": env_name, **interval}
     return {
         "DATAOPS_TASK_SPEC": "{% raw %}"
         # Where a task runs (its queue) is Airflow's business, not the container's: left out,
         # so images of releases made before `queue:` existed still accept the spec.
         + json.dumps(spec.model_dump(mode="json", exclude={"queue"}))
         + "{% endraw %}",
-        "DATAOPS_INTERVAL_START": "{{ data_interval_start.isoformat() }}",
-        "DATAOPS_INTERVAL_END": "{{ data_interval_end.isoformat() }}",
+        **interval,
         "DATAOPS_DATA_DIR": "/data",
     }
 

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "step",
         nargs="?",
         default=os.environ.get("DATAOPS_TASK"),
-        choices=["extract", "load", "transform"],
+        choices=["extract", "load", "transform", "bake"],
         help="what this task does (default: $DATAOPS_TASK, the image's own step)",
     )
     parser.add_argument("--select", help="transform: the dbt selection")
@@ -97,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     except TaskError as exc:
         print(f"dataops-task {args.step} failed: {exc}", file=sys.stderr)
         return 1
+    if args.step == "bake":  # the transform image's build: its dbt manifests, one per target
+        from dataops.task.dbt_manifest import bake
+
+        root = Path(os.environ.get("DBT_PROJECT_DIR", "/opt/dataops/dbt_project"))
+        state = Path(os.environ.get("DATAOPS_DBT_STATE", "/opt/dataops/dbt_state/manifest.json"))
+        try:
+            for path in bake(root, state.parent):
+                print(f"baked {path} ({path.stat().st_size:,} bytes)")
+        except TaskError as exc:
+            print(f"dataops-task bake failed: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.step == "transform":
         missing = [f"--{n}" for n in ("select", "target", "audit") if not getattr(args, n)]
         if missing:

@@ -1,8 +1,9 @@
 """The dbt step of a pipeline: write, audit, publish.
 
 1. Under a warehouse-wide advisory lock (one dbt publish at a time per warehouse; a killed
-   container's session ends and so does its lock), drop what a previous failed run left in this
-   pipeline's audit schemas.
+   container's session ends and so does its lock): when a build of the same selection and dbt
+   project already published this interval's rows, stop here (coalescing, below). Otherwise
+   drop what a previous failed run left in this pipeline's audit schemas.
 2. `dbt build` the selection with `--vars {dataops_audit: NAME}`: every selected model goes to
    `<published schema>__audit_NAME` (the toolkit's generate_schema_name, core/dbt_toolkit.sql),
    and its tests run there. Unselected parents are deferred to the published relations through the
@@ -11,12 +12,22 @@
    schemas in one transaction (readers see the old marts or the new ones, never a mix). When a
    test fails nothing is published, and the audit schemas keep the rejected build for inspection.
 
-Exit codes: 0 published; 1 dbt or the warehouse failed (a retry may help); 3 a data test failed
-(the quality gate: retrying the same data would fail the same way).
+Coalescing (a backfill's loads run ahead of its dbt steps): the models read the whole raw
+table, so a build that started after an interval's load committed holds that interval's rows.
+Every publish records, in `dataops.dbt_publishes`, the newest load of the pipeline
+(`dataops.load_audit`, commit-ordered per target by the load's lock) its build could see. An
+interval whose own load is at or below the watermark of a publish of the same selection, dbt
+project (manifest hash) and target was built, tested and published by that build: the step
+says so and exits 0 without building. A build that fails its tests records nothing, so every
+interval it covered builds (and fails) on its own: a failing interval never publishes.
+
+Exit codes: 0 published (or already published); 1 dbt or the warehouse failed (a retry may
+help); 3 a data test failed (the quality gate: retrying the same data would fail the same way).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -31,6 +42,7 @@ from psycopg import sql
 
 from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
 from dataops.core.dbt_project import dbt_target
+from dataops.task import dbt_manifest
 from dataops.task.files import TaskError
 
 AUDIT_INFIX = "__audit_"
@@ -44,6 +56,7 @@ _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
 class TransformResult(BuildSummary):
     published: list[str] = field(default_factory=list)
     exit_code: int = 0
+    coalesced: int | None = None  # the publish that already held this interval
 
 
 def audit_schemas(conn: psycopg.Connection, name: str) -> list[str]:
@@ -184,6 +197,74 @@ def _publish_view(
     conn.execute(replace + sql.SQL(definition))
 
 
+PUBLISHES_DDL = """
+create table if not exists dataops.dbt_publishes (
+    id bigserial primary key,
+    audit text not null,
+    selection text not null,
+    project text not null,
+    target text not null,
+    load_watermark bigint not null,
+    relations text[] not null,
+    published_at timestamptz not null default clock_timestamp()
+)
+"""
+
+
+def _has(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("select to_regclass(%s)", (table,)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def load_watermark(conn: psycopg.Connection, pipeline: str) -> int:
+    """The newest committed load of `pipeline` (its load_audit id), 0 when none."""
+    if not _has(conn, "dataops.load_audit"):
+        return 0
+    row = conn.execute(
+        "select coalesce(max(id), 0) from dataops.load_audit where pipeline = %s", (pipeline,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def covering_publish(
+    conn: psycopg.Connection, pipeline: str, key: tuple[str, str, str], start: str | None
+) -> dict[str, Any] | None:
+    """The publish that already holds this interval's load, or None (build it)."""
+    if not start or not _has(conn, "dataops.dbt_publishes") or not _has(conn, "dataops.load_audit"):
+        return None
+    mine = conn.execute(
+        "select max(id) from dataops.load_audit where pipeline = %s and interval_start = %s",
+        (pipeline, start),
+    ).fetchone()
+    if mine is None or mine[0] is None:
+        return None  # no load of this interval: nothing says a build holds it
+    row = conn.execute(
+        "select id, load_watermark, published_at from dataops.dbt_publishes"
+        " where audit = %s and selection = %s and project = %s and target = %s"
+        " and load_watermark >= %s order by id desc limit 1",
+        (pipeline, *key, mine[0]),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"load": int(mine[0]), "publish": row[0], "watermark": row[1], "at": row[2]}
+
+
+def record_publish(
+    conn: psycopg.Connection,
+    pipeline: str,
+    key: tuple[str, str, str],
+    watermark: int,
+    relations: list[str],
+) -> None:
+    conn.execute(PUBLISHES_DDL)  # under the publish lock: no two sessions create it at once
+    conn.execute(
+        "insert into dataops.dbt_publishes"
+        " (audit, selection, project, target, load_watermark, relations)"
+        " values (%s, %s, %s, %s, %s, %s)",
+        (pipeline, *key, watermark, relations),
+    )
+
+
 def _lock(conn: psycopg.Connection) -> None:
     row = conn.execute("select pg_try_advisory_lock(%s)", (PUBLISH_LOCK,)).fetchone()
     if row is not None and row[0]:
@@ -192,6 +273,19 @@ def _lock(conn: psycopg.Connection) -> None:
     started = time.monotonic()
     conn.execute("select pg_advisory_lock(%s)", (PUBLISH_LOCK,))
     print(f"lock taken after {time.monotonic() - started:.1f}s", flush=True)
+
+
+def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, manifest: Any) -> int:
+    """`dbt build` in this process with the baked manifest (no parse); dbt's exit code."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ["DBT_TARGET_PATH"] = str(work_dir / "target")
+    print(f"+ dbt {' '.join(args)}   (baked manifest: no parse)", flush=True)
+    result = dbtRunner(manifest=manifest).invoke([*args, "--project-dir", str(project_dir)])
+    if result.exception is not None:
+        print(f"dbt failed: {result.exception}", file=sys.stderr, flush=True)
+        return 2
+    return 0 if result.success else 1
 
 
 def transform(
@@ -203,6 +297,7 @@ def transform(
     state_manifest: Path,
     work_dir: Path,
     dbt: list[str] | None = None,
+    interval_start: str | None = None,
 ) -> TransformResult:
     """Build and test `select` in the audit schemas of `name`, then publish it."""
     database = os.environ.get("PGDATABASE")
@@ -211,13 +306,25 @@ def transform(
     if not state_manifest.exists():
         raise TaskError(f"no dbt manifest at {state_manifest} (the image build bakes it in)")
     state = retarget_manifest(state_manifest, work_dir / "state", database)
+    project = hashlib.sha256(state_manifest.read_bytes()).hexdigest()
+    key = (select, project, target)
     with psycopg.connect(autocommit=True, application_name=f"dataops-dbt-{name}") as conn:
         _lock(conn)
+        covered = covering_publish(conn, name, key, interval_start)
+        if covered is not None:
+            print(
+                f"already published: this interval's load (#{covered['load']}) was built, "
+                f"tested and published by publish #{covered['publish']} at {covered['at']} "
+                f"(loads of {name} up to #{covered['watermark']}, the same selection and dbt "
+                "project); nothing to build",
+                flush=True,
+            )
+            return TransformResult(coalesced=covered["publish"])
+        watermark = load_watermark(conn, name)
         leftover = drop_audit_schemas(conn, name)
         if leftover:
             print(f"dropped the audit schemas of an earlier run: {', '.join(leftover)}")
-        command = [
-            *(dbt or [sys.executable, "-m", "dbt.cli.main"]),
+        args = [
             "build",
             "--select",
             select,
@@ -232,9 +339,22 @@ def transform(
             "--state",
             str(state.parent),
         ]
-        print("+ " + " ".join(command), flush=True)
-        env = {**os.environ, "DBT_TARGET_PATH": str(work_dir / "target")}
-        code = subprocess.run(command, cwd=project_dir, env=env, check=False).returncode
+        baked = None if dbt else dbt_manifest.load(state_manifest.parent, target, name, database)
+        if baked is not None:
+            code = _run_in_process(args, project_dir, work_dir, baked)
+        else:
+            if not dbt:
+                changed = dbt_manifest.changed_env(state_manifest.parent)
+                print(
+                    "no baked dbt manifest for target "
+                    f"{target!r} can be used ({', '.join(changed) or 'none in the image'}): "
+                    "dbt parses the project",
+                    flush=True,
+                )
+            command = [*(dbt or [sys.executable, "-m", "dbt.cli.main"]), *args]
+            print("+ " + " ".join(command), flush=True)
+            env = {**os.environ, "DBT_TARGET_PATH": str(work_dir / "target")}
+            code = subprocess.run(command, cwd=project_dir, env=env, check=False).returncode
         summary = summarize(work_dir / "target" / "run_results.json")
         result = TransformResult(summary.models, summary.tests, summary.failures, summary.nodes)
         if code != 0:
@@ -252,18 +372,27 @@ def transform(
             for failure in result.failures:
                 print(f"  {failure}", file=sys.stderr)
             return result
-        result.published = publish(conn, name)
+        with conn.transaction():  # the relations and their record, or neither
+            result.published = publish(conn, name)
+            record_publish(conn, name, key, watermark, result.published)
     print(f"published {len(result.published)} relation(s): {', '.join(result.published)}")
     return result
 
 
 def main_transform(args: Any) -> int:
+    started = time.monotonic()
     root = Path(os.environ.get("DBT_PROJECT_DIR", "/opt/dataops/dbt_project"))
     state = Path(os.environ.get("DATAOPS_DBT_STATE", "/opt/dataops/dbt_state/manifest.json"))
     work = Path(os.environ.get("DATAOPS_WORK_DIR", "/tmp/dataops-dbt"))
     target = dbt_target(root, args.target)  # the environment's dbt target (dbt.targets)
     result = transform(
-        args.select, target, args.audit, project_dir=root, state_manifest=state, work_dir=work
+        args.select,
+        target,
+        args.audit,
+        project_dir=root,
+        state_manifest=state,
+        work_dir=work,
+        interval_start=os.environ.get("DATAOPS_INTERVAL_START") or None,
     )
     print(
         json.dumps(
@@ -273,7 +402,9 @@ def main_transform(args: Any) -> int:
                 "tests": result.tests,
                 "published": result.published,
                 "failures": result.failures,
+                "coalesced_into": result.coalesced,
                 "results": result.nodes,  # per model/test: the "dbt results" page in Airflow
+                "seconds": round(time.monotonic() - started, 2),
             }
         )
     )

@@ -1,0 +1,153 @@
+"""The dbt step without a dbt parse: manifests baked into the transform image at build time.
+
+A full `dbt parse` of the project costs seconds in every task container ("saved manifest not
+found"), and dbt's own partial parsing cannot help: its saved state is only valid for the exact
+`--vars` and `--target` it was made with, and the audit name (a var) differs per pipeline and
+the target per environment, while one image serves them all.
+
+So the image build parses the project once per dbt target, the way the dbt step builds it (the
+toolkit's audit naming, with a placeholder audit name and database), and saves dbt's Manifest
+(`bake`, run by the transform Dockerfile inside the image, so every path is the image's). The
+step loads the manifest of its target, renames the placeholders to its audit name and its
+database (`load`), and hands it to dbt (`dbtRunner(manifest=...)`), which then skips parsing.
+
+The placeholders are long, fixed identifiers no project uses, so renaming is exact. When the
+project read environment variables while it was parsed (`env_var()` in a model or config) and
+their values differ in the task, the baked manifest is not used: the step parses, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
+from dataops.task.files import TaskError
+
+PLACEHOLDER_AUDIT = "dataops0baked0audit0name"
+PLACEHOLDER_DATABASE = "dataops0baked0database"
+# What the profile reads at parse time; the values do not shape the manifest (the database is
+# the placeholder, renamed at run time), so they are not compared with the task's.
+PROFILE_ENV = {
+    "PGDATABASE": PLACEHOLDER_DATABASE,
+    "PGHOST": "127.0.0.1",
+    "PGPORT": "5432",
+    "PGUSER": "dataops_bake",
+    "PGPASSWORD": "unused",
+}
+_FIELDS = ("database", "schema", "relation_name")
+
+
+def baked_path(state_dir: Path, target: str) -> Path:
+    return state_dir / f"runtime-{target}.msgpack"
+
+
+def env_file(state_dir: Path) -> Path:
+    return state_dir / "runtime-env.json"
+
+
+def targets(project_dir: Path) -> list[str]:
+    """Every dbt target of the build copy (one per environment, deduplicated)."""
+    try:
+        mapping = json.loads((project_dir / TARGETS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    return sorted({str(t) for env, t in mapping.items() if env != "ci"})
+
+
+def bake(project_dir: Path, state_dir: Path) -> list[Path]:
+    """Parse the project once per target with the placeholders and save each Manifest."""
+    from dbt.cli.main import dbtRunner
+    from dbt.parser.manifest import extended_mashumaro_encoder
+
+    written = []
+    used_env: dict[str, str] = {}
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="dataops-bake-") as tmp:
+        os.environ.update(PROFILE_ENV)
+        os.environ.update(DBT_TARGET_PATH=f"{tmp}/target", DBT_LOG_PATH=f"{tmp}/logs")
+        try:
+            for target in targets(project_dir):
+                result = dbtRunner().invoke(
+                    [
+                        "parse",
+                        "--no-partial-parse",
+                        "--project-dir",
+                        str(project_dir),
+                        "--profiles-dir",
+                        str(project_dir),  # the build copy's profile is the toolkit's
+                        "--target",
+                        target,
+                        "--vars",
+                        json.dumps({"dataops_audit": PLACEHOLDER_AUDIT}),
+                        "--quiet",
+                    ]
+                )
+                if not result.success or result.result is None:
+                    raise TaskError(f"dbt parse for target {target} failed: {result.exception}")
+                manifest = result.result
+                used_env.update({k: str(v) for k, v in (manifest.env_vars or {}).items()})
+                path = baked_path(state_dir, target)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(manifest.to_msgpack(extended_mashumaro_encoder))
+                written.append(path)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    for name in PROFILE_ENV:
+        used_env.pop(name, None)
+    env_file(state_dir).write_text(json.dumps(used_env, sort_keys=True) + "\n")
+    return written
+
+
+def changed_env(state_dir: Path) -> list[str]:
+    """The environment variables the parse read whose values differ in this process."""
+    try:
+        used = json.loads(env_file(state_dir).read_text())
+    except (FileNotFoundError, ValueError):
+        return ["(no record of the parse's environment)"]
+    return sorted(name for name, value in used.items() if os.environ.get(name) != value)
+
+
+def _rename(value: str, audit: str, database: str) -> str:
+    return value.replace(AUDIT_INFIX + PLACEHOLDER_AUDIT, AUDIT_INFIX + audit).replace(
+        PLACEHOLDER_DATABASE, database
+    )
+
+
+def load(state_dir: Path, target: str, audit: str, database: str) -> Any | None:
+    """The baked Manifest of `target` with the audit name and database of this run, or None
+    when the image has none for it or the parse's environment differs (then dbt parses)."""
+    path = baked_path(state_dir, target)
+    if not path.exists() or changed_env(state_dir):
+        return None
+    from dbt.contracts.graph.manifest import Manifest
+    from dbt.parser.manifest import extended_mashumuro_decoder
+
+    manifest = Manifest.from_msgpack(path.read_bytes(), decoder=extended_mashumuro_decoder)
+    groups: list[Any] = [
+        manifest.nodes,
+        manifest.sources,
+        manifest.unit_tests,
+        manifest.semantic_models,
+        manifest.saved_queries,
+    ]
+    for group in groups:
+        for node in group.values():
+            for obj in (node, getattr(node, "node_relation", None)):
+                for name in _FIELDS:
+                    value = getattr(obj, name, None) if obj is not None else None
+                    if isinstance(value, str):
+                        setattr(obj, name, _rename(value, audit, database))
+    # What dbt derives after a parse and does not save: the graph maps (`dbt build` skips the
+    # children of a failed test through them), the lookups, the flat graph.
+    manifest.build_parent_and_child_maps()
+    manifest.build_group_map()
+    manifest.rebuild_ref_lookup()
+    manifest.rebuild_doc_lookup()
+    manifest.rebuild_disabled_lookup()
+    manifest.build_flat_graph()
+    return manifest
