@@ -54,9 +54,6 @@ def test_full_year_backfill_loads_every_flight(ready: psycopg.Connection) -> Non
     ).fetchone()
     assert newest[1] == 12  # every month loaded
     assert 1 <= builds < 12 and watermark == newest[0], (builds, watermark, newest)
-    assert ready.execute("select count(*) from analytics_marts.fct_flights").fetchone()[0] == (
-        336_776
-    )
     # The dbt step ran in its container too: the staging view sees every row.
     count = ready.execute(
         "select count(*) from analytics_staging.stg_nycflights__flights"
