@@ -55,7 +55,8 @@ create table if not exists dataops.schema_snapshot (
     objects jsonb not null
 )
 """
-OWN_TABLES = ("schema_history", "schema_snapshot", "release_history")
+# The toolkit's own bookkeeping (the dbt step makes dbt_publishes): never drift.
+OWN_TABLES = ("schema_history", "schema_snapshot", "release_history", "dbt_publishes")
 
 
 @dataclass
