@@ -184,6 +184,19 @@ class Postgres(Service):
             changed = True
         elif changed:
             self._run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.data), "reload"])
+            self.wait_healthy(60)
+            pending = self._psql("select name from pg_settings where pending_restart")
+            if pending.strip():  # e.g. wal_level: only a restart applies it
+                report(f"restarting PostgreSQL to apply {', '.join(pending.split())}")
+                bindir = str(postgres_bindir())
+                restart = ["-l", self.log_path, "-m", "fast", "-w", "-t", "120", "restart"]
+                result = self._run([f"{bindir}/pg_ctl", "-D", str(self.data), *restart])
+                if result.returncode != 0:
+                    raise NotReadyError(
+                        f"PostgreSQL did not restart: {result.stderr.strip()}",
+                        "read the log, fix the cause, then run `dataops up` again",
+                        log=self.log_path,
+                    )
         changed |= self._provision(report)
         self.wait_healthy(60)
         return changed
