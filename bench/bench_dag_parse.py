@@ -1,4 +1,4 @@
-"""Benchmark: parse time of the DAG folder, for the shipped specs and 1, 10, 100 generated ones.
+"""Benchmark: parse time of the DAG folder, for the shipped specs and 1, 10, 100, 1000 generated.
 
 Run: .venv/bin/python bench/bench_dag_parse.py
 Each folder is parsed in a fresh interpreter (tests/dags/parse_dags.py, as Airflow's
@@ -39,7 +39,7 @@ def generated(count: int, where: Path) -> Path:
     spec = (ROOT / "dags" / "pipelines" / "flights.yml").read_text()
     stub = (ROOT / "dags" / "pipeline_flights.py").read_text().replace("flights.yml", "{name}.yml")
     for i in range(count):
-        name = f"gen_{i:03d}"
+        name = f"gen_{i:04d}"
         (folder / "pipelines" / f"{name}.yml").write_text(
             spec.replace("pipeline: flights", f"pipeline: {name}")
         )
@@ -50,7 +50,7 @@ def generated(count: int, where: Path) -> Path:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("shipped dags/", ROOT / "dags")]
-        cases += [(f"{n} generated specs", generated(n, Path(tmp))) for n in (1, 10, 100)]
+        cases += [(f"{n} generated specs", generated(n, Path(tmp))) for n in (1, 10, 100, 1000)]
         print(
             f"{'folder':<22} {'DAGs':>5} {'import Airflow':>15} {'parse folder':>13} {'per DAG':>9}"
         )
