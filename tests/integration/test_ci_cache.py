@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_dataops
 from tests.integration.test_ci_remote import git
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,13 @@ def test_a_rerun_skips_by_key_and_a_model_change_reruns_lint_build_and_dbt_only(
     model = checkout / MODEL
     model.write_text("-- a reviewed change\n" + model.read_text())
     git("commit", "--quiet", "-am", "touch the planes model", cwd=checkout)
-    changed, output = ci_run(checkout)
+    try:
+        changed, output = ci_run(checkout)
+    finally:
+        # dev's build record names this branch's transform image now: record the checkout's
+        # own images again (unchanged, so nothing is rebuilt) for the tests after this one.
+        restored = run_dataops("images", "build", "--push", "--env", "dev")
+        assert restored.returncode == 0, restored.stderr[-2000:]
     assert changed["unit"]["status"] == "skipped", changed["unit"]  # the tests read no model
     assert changed["unit"]["note"].startswith("unchanged since run ")
     for name in ("validate", "lint", "build", "integration"):
