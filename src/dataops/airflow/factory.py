@@ -126,10 +126,9 @@ def _docker_operator(
         f"registry_{env}" if os.environ.get(f"AIRFLOW_CONN_REGISTRY_{env.upper()}") else None
     )
     operator = TransformContainerOperator if task.image == "transform" else TaskContainerOperator
-    return operator(
+    made = operator(
         dag=dag,
         task_id=task.task_id,
-        warehouse_conn_id=f"warehouse_{env}",
         docker_conn_id=registry_conn,
         image=_image(task),
         command=task_args(spec, task, env),
@@ -146,6 +145,8 @@ def _docker_operator(
         tty=False,
         **({"queue": task.queue} if task.queue else {}),
     )
+    made.warehouse_conn_id = f"warehouse_{env}"
+    return made
 
 
 def _pod_operator(

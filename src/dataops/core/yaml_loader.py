@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -35,6 +35,7 @@ _ALLOWED_SCALAR_TAGS = {
     f"{_CORE}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
 }
 _MAP_TAG = f"{_CORE}map"
+_STR_TAG = f"{_CORE}str"
 _SEQ_TAG = f"{_CORE}seq"
 _MERGE_TAG = f"{_CORE}merge"
 
@@ -51,8 +52,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     line: int  # 1-based
     column: int  # 1-based
 
@@ -193,29 +193,31 @@ class _Builder:
 
     # -- events --------------------------------------------------------------------------------
     def _event(self, event: yaml.Event) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                raise self._err(event.start_mark, "more than one YAML document ('---') in the file")
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+        kind = type(event)
+        if kind is yaml.ScalarEvent:  # by far the most common: checked first, by exact type
+            self._scalar(event)  # type: ignore[arg-type]
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             self._start(event)
-        elif isinstance(event, yaml.CollectionEndEvent):
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = self.stack.pop()
-            if isinstance(frame.data, dict):
+            if frame.merged:
                 frame.data = {**frame.merged, **frame.data}
             if frame.anchor is not None:
                 self.anchors[frame.anchor] = (frame.data, frame.size)
             self._attach(frame.data, frame.size, event.start_mark)
-        elif isinstance(event, yaml.ScalarEvent):
-            self._scalar(event)
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                raise self._err(event.start_mark, f"alias *{event.anchor} has no anchor")
-            value, size = self.anchors[event.anchor]
+        elif kind is yaml.AliasEvent:
+            anchor = event.anchor  # type: ignore[attr-defined]
+            if anchor not in self.anchors:
+                raise self._err(event.start_mark, f"alias *{anchor} has no anchor")
+            value, size = self.anchors[anchor]
             if self._expects_key():
                 raise self._err(event.start_mark, "an alias cannot be used as a key")
             self._count(size, event.start_mark)
             self._attach(value, size, event.start_mark)
+        elif kind is yaml.DocumentStartEvent:
+            self.documents += 1
+            if self.documents > 1:
+                raise self._err(event.start_mark, "more than one YAML document ('---') in the file")
 
     def _start(self, event: Any) -> None:
         is_map = isinstance(event, yaml.MappingStartEvent)
@@ -236,16 +238,26 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         tag = event.tag
-        if tag in (None, "!"):
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        if self._expects_key():
-            self._key(event, tag or "")
+        plain = tag is None or tag == "!"
+        if self._expects_key():  # a key is read as its text; only '<<' (merge) is special
+            merge = tag == _MERGE_TAG or (plain and event.implicit[0] and event.value == "<<")
+            self._key(event, _MERGE_TAG if merge else "")
             return
-        if tag not in _ALLOWED_SCALAR_TAGS:
+        if plain:
+            # A quoted scalar is a string; only plain ones go through the resolver's patterns.
+            implicit = event.implicit
+            if implicit[0] or not implicit[1]:
+                tag = self.loader.resolve(yaml.ScalarNode, event.value, implicit)
+            else:
+                tag = _STR_TAG
+        if tag == _STR_TAG:
+            value: Any = event.value  # what SafeConstructor's str constructor returns
+        elif tag in _ALLOWED_SCALAR_TAGS:
+            start: Any = event.start_mark  # libyaml's Mark type differs; same fields
+            node = yaml.ScalarNode(tag, event.value, start, start, event.style)
+            value = self.loader.yaml_constructors[tag](self.loader, node)
+        else:
             raise _tag_error(self.doc.source, event.start_mark, tag)
-        start: Any = event.start_mark  # libyaml's Mark type differs; same fields
-        node = yaml.ScalarNode(tag, event.value, start, start, event.style)
-        value = self.loader.yaml_constructors[tag](self.loader, node)
         self._count(1, event.start_mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
