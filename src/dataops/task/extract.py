@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import os
 from datetime import datetime
 from pathlib import Path
 
 from dataops.core.pipeline import PipelineSpec, interval_path
-from dataops.task.files import CHUNK, Manifest, TaskError, staged_dir
+from dataops.task.files import CHUNK, Manifest, StagedDigest, TaskError, staged_dir
 
 
 def extract(spec: PipelineSpec, data_dir: Path, start: datetime, end: datetime) -> Manifest:
@@ -41,19 +40,17 @@ def extract(spec: PipelineSpec, data_dir: Path, start: datetime, end: datetime) 
         with contextlib.suppress(PermissionError):
             folder.chmod(0o777)
     tmp = out_dir / "data.csv.tmp"
-    digest = hashlib.sha256()
-    size = 0
-    newlines = 0
+    last = b""
     with source.open("rb") as reader, tmp.open("wb") as writer:
+        digest = StagedDigest(os.fstat(reader.fileno()).st_size)
         while chunk := reader.read(CHUNK):
             writer.write(chunk)
             digest.update(chunk)
-            size += len(chunk)
-            newlines += chunk.count(b"\n")
             last = chunk
         writer.flush()
         os.fsync(writer.fileno())
-    rows = newlines - 1 + (0 if size == 0 or last.endswith(b"\n") else 1)
+    size = digest.position
+    rows = digest.newlines - 1 + (0 if size == 0 or last.endswith(b"\n") else 1)
     os.replace(tmp, out_dir / "data.csv")
     manifest = Manifest(
         pipeline=spec.pipeline,
@@ -63,7 +60,8 @@ def extract(spec: PipelineSpec, data_dir: Path, start: datetime, end: datetime) 
         columns=columns,
         rows=rows,
         bytes=size,
-        sha256=digest.hexdigest(),
+        sha256=digest.sha256,
+        parts=digest.parts(),
     )
     manifest.write(out_dir / "manifest.json")
     return manifest

@@ -3,7 +3,13 @@
 Append targets are partitioned by data interval: the batch is COPYed into a new table that is
 swapped in as the interval's partition (one write, as fast as a plain COPY). Merge and
 replace-partition loads COPY into a temporary table and then upsert / delete+insert.
-Everything happens in one transaction, under an advisory lock per target table: a load killed
+A big staged file (the extract recorded it in two parts split at a row boundary) is COPYed into
+that table on two sessions at once, one per core: the table is created and committed first (so
+the second session sees it; it carries a comment that registers it as this toolkit's stage of
+the target), the second part is committed by its own session, and the first part, the swap and
+the audit row are one transaction; a stage left behind by a load killed on the way is dropped by
+the next load of the same target, before anything else.
+Everything else happens in one transaction, under an advisory lock per target table: a load killed
 at any point (mid-COPY, before the merge, after the merge) leaves the target as it was, and the
 retry produces exactly the table one clean run would. Rows carry a deterministic batch id and
 their data interval, so re-running an interval gives the same table, byte for byte. Every
@@ -13,7 +19,9 @@ committed load writes one row to `dataops.load_audit` in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +31,13 @@ from psycopg import sql
 
 from dataops.core.failpoints import failpoint
 from dataops.core.pipeline import LoadMode, PipelineSpec
-from dataops.task.files import CHUNK, Manifest, TaskError, staged_dir
+from dataops.task.files import CHUNK, Manifest, Part, TaskError, staged_dir
 
 BATCH = "_dataops_batch"
 INTERVAL = "_dataops_interval_start"
+# The comment that registers a committed stage table as ours (two-stream loads); only tables with
+# it that are not partitions are ever dropped as leftovers.
+STAGE_COMMENT = "dataops load stage of {}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,9 @@ def load(
 ) -> LoadResult:
     folder = staged_dir(data_dir, spec.pipeline, start)
     manifest = Manifest.read(folder / "manifest.json")
-    return load_file(spec, folder / "data.csv", manifest.sha256, start, end, conninfo)
+    return load_file(
+        spec, folder / "data.csv", manifest.sha256, start, end, conninfo, parts=manifest.parts
+    )
 
 
 def load_file(
@@ -60,15 +73,21 @@ def load_file(
     start: datetime,
     end: datetime,
     conninfo: str = "",
+    parts: Sequence[Part] = (),
 ) -> LoadResult:
-    """Load one file for one interval; `expected_sha256` (the extract manifest's) is verified."""
+    """Load one file for one interval; `expected_sha256` (the extract manifest's) is verified,
+    or, when the manifest split the file in `parts`, each part's sha256 as its stream reads it."""
     if expected_sha256 is None:
         expected_sha256 = _sha256(path)
     target = spec.target
     batch = batch_id(spec.pipeline, target.table, start, expected_sha256)
     began = time.monotonic()
+    two_streams = target.mode is LoadMode.APPEND and len(parts) == 2
     with psycopg.connect(conninfo, autocommit=False) as conn:
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"dataops.load:{target.table}"])
+        # Two streams commit the stage table before the load's transaction: the lock is then held
+        # by the session (released when it ends, a killed one included), not the transaction.
+        lock = "pg_advisory_lock" if two_streams else "pg_advisory_xact_lock"
+        conn.execute(f"select {lock}(hashtext(%s))", [f"dataops.load:{target.table}"])
         audit = conn.execute("select to_regclass('dataops.load_audit')").fetchone()
         if audit is None or audit[0] is None:
             raise TaskError(
@@ -81,8 +100,20 @@ def load_file(
         swap = target.mode is LoadMode.APPEND and _ensure_target(conn, spec, partitioned=True)
         if not swap:
             _ensure_target(conn, spec, partitioned=False)
+        if swap:
+            _drop_leftover_stages(conn, spec)
         stage = _create_stage(conn, spec, batch, start, regular=swap)
-        rows = _copy(conn, spec, stage, path, expected_sha256)
+        if swap and two_streams:
+            conn.execute(
+                sql.SQL("comment on table {} is {}").format(
+                    stage, sql.Literal(STAGE_COMMENT.format(target.table))
+                )
+            )
+            conn.commit()  # the stage, for the second session to see
+            failpoint("load.stage_committed")
+            rows = _copy_two(conn, conninfo, spec, stage, path, parts)
+        else:
+            rows = _copy(conn, spec, stage, path, expected_sha256)
         failpoint("load.before_merge")
         if swap:
             replaced = _swap_partition(conn, spec, stage, start)
@@ -219,34 +250,110 @@ def _relname(text: str) -> str:
 
 
 def _copy(
-    conn: psycopg.Connection, spec: PipelineSpec, stage: sql.Identifier, path: Path, sha256: str
+    conn: psycopg.Connection,
+    spec: PipelineSpec,
+    stage: sql.Identifier,
+    path: Path,
+    sha256: str,
+    part: Part | None = None,
+    point: str = "load.copy",
 ) -> int:
+    """COPY the file (or one part of it) into `stage`; the bytes sent are the bytes hashed."""
     col_ids = sql.SQL(", ").join(sql.Identifier(c) for c in spec.target.columns)
+    header = part is None or part.offset == 0
     copy_sql = sql.SQL(
-        "copy {} ({}) from stdin with (format csv, header true, null {}, delimiter {})"
-    ).format(stage, col_ids, sql.Literal(spec.source.null), sql.Literal(spec.source.delimiter))
+        "copy {} ({}) from stdin with (format csv, header {}, null {}, delimiter {})"
+    ).format(
+        stage,
+        col_ids,
+        sql.SQL("true" if header else "false"),
+        sql.Literal(spec.source.null),
+        sql.Literal(spec.source.delimiter),
+    )
     digest = hashlib.sha256()
     with conn.cursor() as cur:
         try:
             with cur.copy(copy_sql) as copy, path.open("rb") as handle:
+                left = part.bytes if part else -1
+                if part:
+                    handle.seek(part.offset)
                 first = True
-                while chunk := handle.read(CHUNK):
+                while left and (chunk := handle.read(CHUNK if left < 0 else min(CHUNK, left))):
                     copy.write(chunk)
                     digest.update(chunk)
+                    left -= len(chunk) if left > 0 else 0
                     if first:
-                        failpoint("load.copy")
+                        failpoint(point)
                         first = False
         except psycopg.errors.DataError as exc:
-            raise TaskError(f"{path.name}: rejected by COPY: {exc}".strip()) from None
+            shown = (
+                f" (the part from line {part.line} on: COPY counts its lines from there)"
+                if part and part.offset
+                else ""
+            )
+            raise TaskError(f"{path.name}: rejected by COPY{shown}: {exc}".strip()) from None
         except FileNotFoundError:
             raise TaskError(f"no staged file {path}: run the extract task first") from None
         rows = cur.rowcount
     if digest.hexdigest() != sha256:
+        what = f"bytes {part.offset} to {part.offset + part.bytes} of {path}" if part else path
         raise TaskError(
-            f"{path}: content changed since extract "
+            f"{what}: content changed since extract "
             f"(sha256 {digest.hexdigest()}, manifest {sha256})"
         )
     return rows
+
+
+def _copy_two(
+    conn: psycopg.Connection,
+    conninfo: str,
+    spec: PipelineSpec,
+    stage: sql.Identifier,
+    path: Path,
+    parts: Sequence[Part],
+) -> int:
+    """The first part on `conn` (in the load's transaction), the second at the same time on a
+    session of its own, committed when it is all in: two backends parse the CSV, one per core."""
+    first, second = parts
+    outcome: dict[str, object] = {}
+
+    def run_second() -> None:
+        try:
+            with psycopg.connect(conninfo, autocommit=False) as other:
+                outcome["rows"] = _copy(
+                    other, spec, stage, path, second.sha256, second, "load.copy_second"
+                )
+                other.commit()
+            failpoint("load.second_committed")
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run_second, name="dataops-load-second", daemon=True)
+    thread.start()
+    try:
+        rows = _copy(conn, spec, stage, path, first.sha256, first)
+    finally:
+        thread.join()
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    return rows + int(outcome["rows"])  # type: ignore[call-overload]
+
+
+def _drop_leftover_stages(conn: psycopg.Connection, spec: PipelineSpec) -> None:
+    """Drop the stage tables that two-stream loads of this target committed and never swapped
+    in (the load was killed or failed): tables in the target's schema that carry our comment
+    for this target and are nobody's partition. Under the target's lock no load of it is under
+    way, so every such table is a leftover."""
+    target = spec.target
+    leftovers = conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relkind = 'r' and not c.relispartition "
+        "and obj_description(c.oid, 'pg_class') = %s",
+        [target.schema_name, STAGE_COMMENT.format(target.table)],
+    ).fetchall()
+    for (name,) in leftovers:
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier(target.schema_name, name)))
 
 
 def _swap_partition(
@@ -273,6 +380,7 @@ def _swap_partition(
             table, stage, sql.Literal(start)
         )
     )
+    conn.execute(sql.SQL("comment on table {} is null").format(stage))  # a partition now
     return int(replaced)
 
 
