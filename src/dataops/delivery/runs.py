@@ -196,43 +196,8 @@ class PipelineRunner:
     ) -> dict[str, str]:
         """Poll until every run finished; each task state change goes to `on_change`.
         Returns {run_id: final state}."""
-        client = self.client
-        seen: dict[tuple[str, str], str] = {}
-        states = {run.run_id: "queued" for run in runs}
-        began = time.monotonic()
-        next_health, unhealthy = began + HEALTH_EVERY_SECONDS, 0
-        while True:
-            for run in runs:
-                if states[run.run_id] in FINISHED:
-                    continue
-                for ti in client.task_instances(self.pipeline, run.run_id):
-                    current = str(ti.get("state") or "none")
-                    if seen.get((run.run_id, ti["task_id"])) != current:
-                        seen[(run.run_id, ti["task_id"])] = current
-                        elapsed = time.monotonic() - began
-                        on_change(TaskChange(elapsed, run.label, ti["task_id"], current))
-                states[run.run_id] = client.run_state(self.pipeline, run.run_id)
-            if all(state in FINISHED for state in states.values()):
-                return states
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + HEALTH_EVERY_SECONDS
-                scheduler = client.scheduler_health()
-                unhealthy = 0 if scheduler == "healthy" else unhealthy + 1
-                if unhealthy >= UNHEALTHY_CHECKS:
-                    raise NotReadyError(
-                        f"{self.env.name}'s Airflow scheduler is {scheduler}: its runs cannot "
-                        "progress (they stay queued or running)",
-                        "dataops status, then dataops up; the runs go on where they stopped "
-                        f"(follow them with dataops run {self.pipeline} --env {self.env.name} "
-                        "again, or in the web UI)",
-                    )
-            if time.monotonic() - began > timeout:
-                waiting = [r for r, s in states.items() if s not in FINISHED]
-                raise DataOpsError(
-                    f"{len(waiting)} run(s) still not finished after {timeout:.0f}s",
-                    "follow them in the web UI, or run again with a longer --timeout",
-                )
-            sleep(POLL_SECONDS)
+        states = follow_all([(self, runs)], timeout, on_change, sleep)
+        return {run_id: state for (_, run_id), state in states.items()}
 
     def failed_tasks(self, run_ids: list[str]) -> list[FailedTask]:
         """The failed tasks of these runs with the tail of each one's log (from the API, else
@@ -251,6 +216,61 @@ class PipelineRunner:
                 tail = "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
                 found.append(FailedTask(run_id, ti["task_id"], attempt, tail))
         return found
+
+
+def follow_all(
+    groups: list[tuple[PipelineRunner, list[StartedRun]]],
+    timeout: float,
+    on_change: Callable[[TaskChange], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[tuple[str, str], str]:
+    """Follow the runs of one or more pipelines of one environment side by side, polling each
+    unfinished run every POLL_SECONDS, until all finished. With several pipelines, a change's
+    label starts with its pipeline. Returns {(pipeline, run_id): final state} (run ids are only
+    unique within a pipeline)."""
+    several = len(groups) > 1
+    first = groups[0][0]
+    seen: dict[tuple[str, str, str], str] = {}
+    states = {(r.pipeline, run.run_id): "queued" for r, runs in groups for run in runs}
+    began = time.monotonic()
+    next_health, unhealthy = began + HEALTH_EVERY_SECONDS, 0
+    while True:
+        for runner, runs in groups:
+            client = runner.client
+            for run in runs:
+                key = (runner.pipeline, run.run_id)
+                if states[key] in FINISHED:
+                    continue
+                for ti in client.task_instances(runner.pipeline, run.run_id):
+                    current = str(ti.get("state") or "none")
+                    if seen.get((*key, ti["task_id"])) != current:
+                        seen[(*key, ti["task_id"])] = current
+                        elapsed = time.monotonic() - began
+                        label = f"{runner.pipeline} {run.label}".strip() if several else run.label
+                        on_change(TaskChange(elapsed, label, ti["task_id"], current))
+                states[key] = client.run_state(runner.pipeline, run.run_id)
+        if all(state in FINISHED for state in states.values()):
+            return states
+        if time.monotonic() >= next_health:
+            next_health = time.monotonic() + HEALTH_EVERY_SECONDS
+            scheduler = first.client.scheduler_health()
+            unhealthy = 0 if scheduler == "healthy" else unhealthy + 1
+            if unhealthy >= UNHEALTHY_CHECKS:
+                names = " ".join(r.pipeline for r, _ in groups)
+                raise NotReadyError(
+                    f"{first.env.name}'s Airflow scheduler is {scheduler}: its runs cannot "
+                    "progress (they stay queued or running)",
+                    "dataops status, then dataops up; the runs go on where they stopped "
+                    f"(follow them with dataops run {names} --env {first.env.name} "
+                    "again, or in the web UI)",
+                )
+        if time.monotonic() - began > timeout:
+            waiting = [key for key, state in states.items() if state not in FINISHED]
+            raise DataOpsError(
+                f"{len(waiting)} run(s) still not finished after {timeout:.0f}s",
+                "follow them in the web UI, or run again with a longer --timeout",
+            )
+        sleep(POLL_SECONDS)
 
 
 def run_note(release_id: str) -> str:

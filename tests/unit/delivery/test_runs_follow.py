@@ -75,3 +75,33 @@ def test_a_scheduler_that_recovers_is_waited_for(monkeypatch: pytest.MonkeyPatch
     client = FakeAirflow(["unhealthy"] * 3 + ["healthy"] * 3 + ["unhealthy"] * 3 + ["healthy"], 200)
     states = runner(client).follow([RUN], 3600, lambda change: None, sleep=clock.sleep)
     assert states == {"r1": "success"}
+
+
+class TwoDags(FakeAirflow):
+    """Two DAGs whose runs have the same run id (ids are per DAG); `planes` fails."""
+
+    def __init__(self) -> None:
+        super().__init__(["healthy"])
+        self.asked: list[str] = []
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        self.asked.append(dag_id)
+        return [{"task_id": "load", "state": "success" if dag_id == "airlines" else "failed"}]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return "success" if dag_id == "airlines" else "failed"
+
+
+def test_several_pipelines_are_followed_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock.monotonic)
+    client = TwoDags()
+    first, second = runner(client), runner(client)
+    first.pipeline, second.pipeline = "airlines", "planes"
+    changes: list[runs.TaskChange] = []
+    states = runs.follow_all(
+        [(first, [RUN]), (second, [RUN])], 3600, changes.append, sleep=clock.sleep
+    )
+    assert states == {("airlines", "r1"): "success", ("planes", "r1"): "failed"}
+    assert [(c.label, c.state) for c in changes] == [("airlines", "success"), ("planes", "failed")]
+    assert client.asked == ["airlines", "planes"]  # one pass polled both: no waiting in turn
