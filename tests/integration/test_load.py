@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +101,15 @@ def run_task(step: str, spec: PipelineSpec, data_dir: Path, conninfo: str, inter
     )
 
 
+def drop_copy(data_dir: Path, tmp_path: Path, name: str, change: Callable[[str], str]) -> Path:
+    """A data folder of its own whose drop holds reference/NAME, changed by `change`."""
+    folder = tmp_path / "data"
+    (folder / "incoming" / "reference").mkdir(parents=True)
+    text = (data_dir / "incoming" / "reference" / name).read_text()
+    (folder / "incoming" / "reference" / name).write_text(change(text))
+    return folder
+
+
 def test_rerunning_an_interval_gives_the_same_table(data_dir: Path, warehouse) -> None:
     conninfo, schema = warehouse
     spec = spec_in("flights", schema)
@@ -138,10 +147,7 @@ def test_a_file_that_changed_after_extract_is_refused(
 ) -> None:
     conninfo, schema = warehouse
     spec = spec_in("airlines", schema)
-    copy_dir = tmp_path / "data"
-    (copy_dir / "incoming" / "reference").mkdir(parents=True)
-    source = data_dir / "incoming" / "reference" / "airlines.csv"
-    (copy_dir / "incoming" / "reference" / "airlines.csv").write_bytes(source.read_bytes())
+    copy_dir = drop_copy(data_dir, tmp_path, "airlines.csv", lambda text: text)
     manifest = extract(spec, copy_dir, *JAN)
     staged = copy_dir / "staged" / "airlines" / "20130101T000000" / "data.csv"
     staged.write_text(staged.read_text().replace("United Air Lines Inc.", "Tampered Inc."))
@@ -257,13 +263,14 @@ def test_a_two_stream_load_reports_a_bad_row_by_its_line_in_the_file(
 ) -> None:
     conninfo, schema = warehouse
     spec = spec_in("weather", schema)
-    copy_dir = tmp_path / "data"
-    (copy_dir / "incoming" / "reference").mkdir(parents=True)
-    source = data_dir / "incoming" / "reference" / "weather.csv"
-    lines = source.read_text().splitlines(keepends=True)
-    bad = len(lines) - 3  # in the second part
-    lines[bad] = lines[bad].replace(lines[bad].split(",")[1], "not-a-year", 1)
-    (copy_dir / "incoming" / "reference" / "weather.csv").write_text("".join(lines))
+
+    def spoil(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        bad = len(lines) - 3  # in the second part
+        lines[bad] = lines[bad].replace(lines[bad].split(",")[1], "not-a-year", 1)
+        return "".join(lines)
+
+    copy_dir = drop_copy(data_dir, tmp_path, "weather.csv", spoil)
     assert run_task("extract", spec, copy_dir, conninfo, JAN, **SPLIT).returncode == 0
     failed = run_task("load", spec, copy_dir, conninfo, JAN)
     assert failed.returncode != 0
