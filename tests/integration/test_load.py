@@ -258,6 +258,49 @@ def test_two_stream_load_killed_anywhere_then_retried_equals_one_stream(
     assert leftover_stages(conninfo, schema) == [theirs]
 
 
+@pytest.mark.parametrize("point", ["load.stage_committed", "load.second_committed"])
+def test_a_killed_two_stream_rerun_leaves_the_interval_it_replaces_in_place(
+    data_dir: Path, warehouse, point: str
+) -> None:
+    conninfo, schema = warehouse
+    spec = spec_in("weather", schema)
+    table = spec.target.table
+    # February loaded once (its partition is there), then staged again in two parts: the same
+    # file, so the same batch as the partition it would replace.
+    assert run_task("extract", spec, data_dir, conninfo, FEB).returncode == 0
+    assert run_task("load", spec, data_dir, conninfo, FEB).returncode == 0
+    loaded = table_state(conninfo, table)
+    assert loaded[0] == 26115
+    assert run_task("extract", spec, data_dir, conninfo, FEB, **SPLIT).returncode == 0
+    killed = run_task("load", spec, data_dir, conninfo, FEB, DATAOPS_FAILPOINT=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert f"failpoint {point}: killing pid" in killed.stderr
+    # Killed after a commit of its own: the interval's rows are all still there.
+    assert table_state(conninfo, table) == loaded
+    assert len(leftover_stages(conninfo, schema)) == 1
+    retried = run_task("load", spec, data_dir, conninfo, FEB)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["rows_replaced"] == 26115
+    assert table_state(conninfo, table) == loaded
+    assert leftover_stages(conninfo, schema) == []
+
+
+def test_a_staged_file_that_grew_after_a_two_part_extract_is_refused(
+    data_dir: Path, warehouse, tmp_path: Path
+) -> None:
+    conninfo, schema = warehouse
+    spec = spec_in("weather", schema)
+    copy_dir = drop_copy(data_dir, tmp_path, "weather.csv", lambda text: text)
+    assert run_task("extract", spec, copy_dir, conninfo, JAN, **SPLIT).returncode == 0
+    staged = copy_dir / "staged" / "weather" / "20130101T000000" / "data.csv"
+    with staged.open("a") as handle:  # a row more, past both parts
+        handle.write(staged.read_text().splitlines()[1] + "\n")
+    failed = run_task("load", spec, copy_dir, conninfo, JAN)
+    assert failed.returncode != 0
+    assert "content changed since extract" in failed.stderr, failed.stderr
+    assert audit_rows(conninfo, spec.target.table) == 0
+
+
 def test_a_two_stream_load_reports_a_bad_row_by_its_line_in_the_file(
     data_dir: Path, warehouse, tmp_path: Path
 ) -> None:

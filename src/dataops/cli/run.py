@@ -40,10 +40,10 @@ def run(
     Backfills tab of the web UI shows it). An interval that already has a run is run again
     (its tasks are cleared), so re-running is safe: loads are idempotent. Every run's note
     names who started it and the release it runs. Several pipelines (`dataops run airlines
-    airports --date 2013-01-01`) run side by side: every name is checked before any run is
-    triggered, and each line of progress starts with its pipeline. Prints each task's state as
-    it changes, the log of any failed task, and where the logs live; exits 0 only when every
-    run succeeds (1 when any fails)."""
+    airports --date 2013-01-01`) run side by side: every name, DAG and deployment is checked
+    before any run is triggered, and each line of progress starts with its pipeline. Prints
+    each task's state as it changes, the log of any failed task, and where the logs live;
+    exits 0 only when every run succeeds (1 when any fails)."""
     from dataops.core.timespan import parse_date
     from dataops.delivery.runs import PipelineRunner, StartedRun, TaskChange, follow_all
 
@@ -76,12 +76,14 @@ def run(
         )
 
     failed: dict[str, list[str]] = {}
-    total = 0
+    total: dict[str, int] = {}
     try:
+        for runner in runners:  # every deployment check passes before any run is triggered
+            runner.prepare()
         groups = [(r, r.start(spans[r.pipeline], started(r.pipeline))) for r in runners]
         states = follow_all(groups, timeout, changed)
         for runner, runs in groups:
-            total += len(runs)
+            total[runner.pipeline] = len(runs)
             bad = [run.run_id for run in runs if states[(runner.pipeline, run.run_id)] != "success"]
             if bad:
                 failed[runner.pipeline] = bad
@@ -102,9 +104,9 @@ def run(
             runner.close()
     if not failed:
         return
-    count = sum(len(bad) for bad in failed.values())
     raise DataOpsError(
-        f"{count} of {total} run(s) of {', '.join(failed)} failed",
+        ", ".join(f"{len(bad)} of {total[name]} run(s) of {name}" for name, bad in failed.items())
+        + " failed",
         "read the task logs above, or under "
         + ", ".join(str(r.logs) for r in runners if r.pipeline in failed)
         + ", or in the web UI",

@@ -71,6 +71,7 @@ class PipelineRunner:
         self.release_id = release_id
         self.spec_path = dags / "pipelines" / f"{pipeline}.yml"
         self._client: AirflowClient | None = None
+        self._prepared = False
 
     @property
     def client(self) -> AirflowClient:
@@ -131,6 +132,18 @@ class PipelineRunner:
         """The pipeline's schedule intervals from the one containing `first` to `last`'s."""
         return intervals(self.spec().schedule, first, last)
 
+    def prepare(self, dag_timeout: float = 120) -> None:
+        """Wait for the DAG, check the deployment is env's and serves its release, unpause the
+        DAG: everything `start` needs before it triggers anything (done once)."""
+        if self._prepared:
+            return
+        dag = self.client.wait_for_dag(self.pipeline, dag_timeout, self.report)
+        self.check_deployment(dag)
+        if dag.get("is_paused"):
+            self.report(f"unpausing DAG {self.pipeline}")
+            self.client.set_paused(self.pipeline, False)
+        self._prepared = True
+
     def start(
         self,
         spans: list[tuple[datetime, datetime]],
@@ -139,11 +152,7 @@ class PipelineRunner:
     ) -> list[StartedRun]:
         """Trigger a run for each interval (or clear the one it has); unpause the DAG."""
         client = self.client
-        dag = client.wait_for_dag(self.pipeline, dag_timeout, self.report)
-        self.check_deployment(dag)
-        if dag.get("is_paused"):
-            self.report(f"unpausing DAG {self.pipeline}")
-            client.set_paused(self.pipeline, False)
+        self.prepare(dag_timeout)
         note = run_note(self.release_id)
         existing = {start: client.run_for_interval(self.pipeline, start) for start, _ in spans}
         runs: dict[datetime, str] = {}

@@ -19,6 +19,7 @@ committed load writes one row to `dataops.load_audit` in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -83,6 +84,8 @@ def load_file(
     batch = batch_id(spec.pipeline, target.table, start, expected_sha256)
     began = time.monotonic()
     two_streams = target.mode is LoadMode.APPEND and len(parts) == 2
+    if two_streams:
+        _check_parts(path, parts)
     with psycopg.connect(conninfo, autocommit=False) as conn:
         # Two streams commit the stage table before the load's transaction: the lock is then held
         # by the session (released when it ends, a killed one included), not the transaction.
@@ -210,9 +213,10 @@ def _create_stage(
 ) -> sql.Identifier:
     """The staging table the batch is COPYed into.
 
-    For a partition swap it is a regular table in the target's schema that becomes the
-    interval's partition (its batch and interval columns default to this load's values, and a
-    CHECK lets ATTACH skip its validation scan); otherwise a temporary table.
+    For a partition swap it is a new regular table in the target's schema (named after the
+    interval, the batch and this attempt) that becomes the interval's partition: its batch and
+    interval columns default to this load's values, and a CHECK lets ATTACH skip its
+    validation scan. Otherwise it is a temporary table.
     """
     target = spec.target
     if not regular:
@@ -222,9 +226,13 @@ def _create_stage(
             )
         )
         return sql.Identifier("_dataops_stage")
-    name = _relname(f"{target.table_name}__{start:%Y%m%dT%H%M%S}__{batch[:8]}")
+    # A name of this attempt's own: a re-run of the interval with the same file has the same
+    # batch, and the partition it replaces must stay untouched until the swap. Nothing is
+    # dropped by name here (a table that somehow has this name makes CREATE fail instead).
+    name = _relname(
+        f"{target.table_name}__{start:%Y%m%dT%H%M%S}__{batch[:8]}_{secrets.token_hex(3)}"
+    )
     stage = sql.Identifier(target.schema_name, name)
-    conn.execute(sql.SQL("drop table if exists {}").format(stage))
     conn.execute(
         sql.SQL(
             "create table {} ({}, {} text not null default {}, "
@@ -304,6 +312,22 @@ def _copy(
     return rows
 
 
+def _check_parts(path: Path, parts: Sequence[Part]) -> None:
+    """The two parts must cover the staged file end to end, as it is now: each stream checks
+    its own part's sha256, so bytes outside the parts would otherwise go unnoticed."""
+    first, second = parts
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise TaskError(f"no staged file {path}: run the extract task first") from None
+    if first.offset != 0 or first.bytes != second.offset or second.offset + second.bytes != size:
+        raise TaskError(
+            f"{path}: content changed since extract (the file has {size:,} bytes; the "
+            f"manifest's parts cover {first.offset:,} to {first.bytes:,} and "
+            f"{second.offset:,} to {second.offset + second.bytes:,})"
+        )
+
+
 def _copy_two(
     conn: psycopg.Connection,
     conninfo: str,
@@ -320,6 +344,7 @@ def _copy_two(
     def run_second() -> None:
         try:
             with psycopg.connect(conninfo, autocommit=False) as other:
+                outcome["connection"] = other
                 outcome["rows"] = _copy(
                     other, spec, stage, path, second.sha256, second, "load.copy_second"
                 )
@@ -332,6 +357,12 @@ def _copy_two(
     thread.start()
     try:
         rows = _copy(conn, spec, stage, path, first.sha256, first)
+    except BaseException:
+        # The load fails anyway: stop the second stream rather than let it commit its part.
+        other = outcome.get("connection")
+        if isinstance(other, psycopg.Connection):
+            other.cancel()
+        raise
     finally:
         thread.join()
     error = outcome.get("error")
