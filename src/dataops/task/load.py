@@ -403,7 +403,7 @@ def _swap_partition(
     replaced = 0
     if old:
         old_id = sql.Identifier(target.schema_name, old[0])
-        replaced = conn.execute(sql.SQL("select count(*) from {}").format(old_id)).fetchone()[0]
+        replaced = _rows_of_partition(conn, spec, old_id, start)
         conn.execute(sql.SQL("alter table {} detach partition {}").format(table, old_id))
         conn.execute(sql.SQL("drop table {}").format(old_id))
     conn.execute(
@@ -413,6 +413,28 @@ def _swap_partition(
     )
     conn.execute(sql.SQL("comment on table {} is null").format(stage))  # a partition now
     return int(replaced)
+
+
+def _rows_of_partition(
+    conn: psycopg.Connection, spec: PipelineSpec, partition: sql.Identifier, start: datetime
+) -> int:
+    """The rows in an interval's partition: a partition is written by exactly one load, so its
+    audit row (found by the batch of the partition's first row) has the count without a scan
+    of millions of rows; a partition with no such audit row is counted."""
+    first = conn.execute(
+        sql.SQL("select {} from {} limit 1").format(sql.Identifier(BATCH), partition)
+    ).fetchone()
+    if first is None:
+        return 0
+    audited = conn.execute(
+        "select rows from dataops.load_audit where target = %s and interval_start = %s "
+        "and batch = %s order by id desc limit 1",
+        [spec.target.table, start, first[0]],
+    ).fetchone()
+    if audited is not None:
+        return int(audited[0])
+    counted = conn.execute(sql.SQL("select count(*) from {}").format(partition)).fetchone()
+    return int(counted[0]) if counted else 0
 
 
 def _merge(conn: psycopg.Connection, spec: PipelineSpec, batch: str, start: datetime) -> int:
