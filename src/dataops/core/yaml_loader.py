@@ -241,6 +241,8 @@ class _Builder:
         plain = tag is None or tag == "!"
         if self._expects_key():  # a key is read as its text; only '<<' (merge) is special
             merge = tag == _MERGE_TAG or (plain and event.implicit[0] and event.value == "<<")
+            if not (plain or merge or tag in _ALLOWED_SCALAR_TAGS):
+                raise _tag_error(self.doc.source, event.start_mark, tag)
             self._key(event, _MERGE_TAG if merge else "")
             return
         if plain:

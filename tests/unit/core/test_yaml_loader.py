@@ -35,6 +35,11 @@ HOSTILE = {
         1,
     ),
     "local tag": ("a: !secret x\n", "tag !secret is not allowed", 1),
+    "python tag on a key": (
+        "ok: 1\n!!python/object:os.system x: 1\n",
+        "tag !!python/object:os.system is not allowed",
+        2,
+    ),
     "duplicate key": ("a: 1\nb: 2\na: 3\n", "duplicate key 'a' (first defined at line 1)", 3),
     "nested duplicate": ("top:\n  x: 1\n  x: 2\n", "duplicate key 'x'", 3),
     "two documents": ("a: 1\n---\nb: 2\n", "more than one YAML document", 2),
@@ -104,3 +109,5 @@ def test_marks_point_at_keys_and_values() -> None:
 def test_keys_stay_strings() -> None:
     # YAML 1.1 would read `on` and `1` as a boolean and an int; config keys are names.
     assert load_yaml_text("on: 1\n1: x\n", "k.yml").data == {"on": 1, "1": "x"}
+    # A core-schema tag on a key is fine and still gives its text.
+    assert load_yaml_text("!!str a: 1\n!!int 2: b\n", "k.yml").data == {"a": 1, "2": "b"}
