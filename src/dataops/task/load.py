@@ -282,14 +282,14 @@ def _copy(
     with conn.cursor() as cur:
         try:
             with cur.copy(copy_sql) as copy, path.open("rb") as handle:
-                left = part.bytes if part else -1
+                limit, sent = (part.bytes if part else None), 0
                 if part:
                     handle.seek(part.offset)
                 first = True
-                while left and (chunk := handle.read(CHUNK if left < 0 else min(CHUNK, left))):
+                while chunk := handle.read(CHUNK if limit is None else min(CHUNK, limit - sent)):
                     copy.write(chunk)
                     digest.update(chunk)
-                    left -= len(chunk) if left > 0 else 0
+                    sent += len(chunk)
                     if first:
                         failpoint(point)
                         first = False
