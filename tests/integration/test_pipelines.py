@@ -220,6 +220,11 @@ def test_bad_rows_fail_the_quality_gate_and_leave_the_published_marts_unchanged(
         == 0
     )
     failing_run_is_readable_in_the_ui()
+    # The tests read only the rows loaded since the last publish (dbt_project's `where`), and
+    # June's rejected load is one of them for July too: a later month cannot publish June's.
+    later = run_dataops("run", "flights", "--env", "dev", "--date", "2013-07-01")
+    assert later.returncode == 1, later.stdout[-2000:] + later.stderr[-2000:]
+    assert "relationships_stg_nycflights__flights_carrier_code" in later.stdout + later.stderr
     for table in marts:
         assert state_of(ready, table) == published[table], table
     assert (

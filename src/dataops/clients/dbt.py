@@ -201,16 +201,20 @@ def prepare_project(
 
     # symlinks=False: packages dbt deps linked in (local: ones) are copied as files.
     shutil.copytree(source, dest, ignore=ignore)
-    renamed = 0
+    renamed = renamed_where = 0
     for folder in project.macro_paths:
         for path in sorted((dest / folder).rglob("*.sql")):
             text, count = dbt_project.wrap_schema_macro(path.read_text())
-            if count:
+            text, where_count = dbt_project.wrap_where_macro(text)
+            if count or where_count:
                 path.write_text(text)
                 renamed += count
+                renamed_where += where_count
     macros = dest / project.macro_paths[0]
     macros.mkdir(parents=True, exist_ok=True)
-    (macros / dbt_project.TOOLKIT_MACRO_FILE).write_text(dbt_project.toolkit_macros(renamed > 0))
+    (macros / dbt_project.TOOLKIT_MACRO_FILE).write_text(
+        dbt_project.toolkit_macros(renamed > 0, renamed_where > 0)
+    )
     profile = config.profile or project.profile or project.name
     data = {**dbt_project.with_audit_hook(project.data), "profile": profile}
     (dest / "dbt_project.yml").write_text(

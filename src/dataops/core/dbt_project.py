@@ -35,8 +35,10 @@ TARGETS_FILE = ".dataops-targets.json"  # {environment: dbt target}, read by the
 AUDIT_PROBE = "probe"
 AUDIT_INFIX = "__audit_"
 PROJECT_SCHEMA_MACRO = "dataops_project_generate_schema_name"
+PROJECT_WHERE_MACRO = "dataops_project_get_where_subquery"
 BUILT_RESOURCES = ("model", "seed", "snapshot")
 _SCHEMA_MACRO = re.compile(r"(\{%[-+]?\s*macro\s+)generate_schema_name(\s*\()")
+_WHERE_MACRO = re.compile(r"(\{%[-+]?\s*macro\s+)get_where_subquery(\s*\()")
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
@@ -142,9 +144,7 @@ def dbt_target(project_dir: Path, environment: str) -> str:
     return str(targets.get(environment, environment))
 
 
-def wrap_schema_macro(text: str) -> tuple[str, int]:
-    """The macro file with the project's own `generate_schema_name` renamed so the toolkit's
-    can call it (a definition inside a Jinja comment is left alone); and how many were."""
+def _rename_macro(pattern: re.Pattern[str], new_name: str, text: str) -> tuple[str, int]:
     comments = [m.span() for m in _COMMENT.finditer(text)]
     count = 0
 
@@ -153,13 +153,26 @@ def wrap_schema_macro(text: str) -> tuple[str, int]:
         if any(start <= match.start() < end for start, end in comments):
             return match.group(0)
         count += 1
-        return f"{match.group(1)}{PROJECT_SCHEMA_MACRO}{match.group(2)}"
+        return f"{match.group(1)}{new_name}{match.group(2)}"
 
-    return _SCHEMA_MACRO.sub(rename, text), count
+    return pattern.sub(rename, text), count
 
 
-def toolkit_macros(project_has_own: bool) -> str:
-    """The toolkit's macros for a build copy (calling the project's naming if it has one)."""
+def wrap_schema_macro(text: str) -> tuple[str, int]:
+    """The macro file with the project's own `generate_schema_name` renamed so the toolkit's
+    can call it (a definition inside a Jinja comment is left alone); and how many were."""
+    return _rename_macro(_SCHEMA_MACRO, PROJECT_SCHEMA_MACRO, text)
+
+
+def wrap_where_macro(text: str) -> tuple[str, int]:
+    """The same for the project's own `get_where_subquery` (tests' `where`): the toolkit's
+    fills in the changed-rows bounds and hands every other `where` to the project's."""
+    return _rename_macro(_WHERE_MACRO, PROJECT_WHERE_MACRO, text)
+
+
+def toolkit_macros(project_has_own: bool, project_has_own_where: bool = False) -> str:
+    """The toolkit's macros for a build copy (calling the project's naming and where filter
+    if it has them)."""
     # Without a macro of its own, dbt's dispatch: the project's or a package's
     # <adapter>__generate_schema_name / default__ override, else dbt's default.
     naming = (
@@ -167,7 +180,16 @@ def toolkit_macros(project_has_own: bool) -> str:
         if project_has_own
         else "adapter.dispatch('generate_schema_name', 'dbt')"
     )
-    return TOOLKIT_MACROS.read_text().replace("__PROJECT_NAMING__", naming)
+    where = (
+        PROJECT_WHERE_MACRO
+        if project_has_own_where
+        else "adapter.dispatch('get_where_subquery', 'dbt')"
+    )
+    return (
+        TOOLKIT_MACROS.read_text()
+        .replace("__PROJECT_NAMING__", naming)
+        .replace("__PROJECT_WHERE__", where)
+    )
 
 
 def with_audit_hook(data: dict[str, Any]) -> dict[str, Any]:

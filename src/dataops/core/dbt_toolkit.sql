@@ -56,3 +56,27 @@
     {%- endif -%}
     {{ statements | join(';\n') }}
 {% endmacro %}
+
+{#-
+    Tests of the changed rows only (a test opts in): a data test whose `where` names
+    __dataops_changed_from__ and __dataops_changed_to__ gets them as the quoted bounds of the
+    intervals loaded since the last publish of its selection (the var `dataops_changed`, set by
+    `dataops-task transform`), e.g. where: "departure_date >= __dataops_changed_from__ and
+    departure_date < __dataops_changed_to__". Without the var (the first build of a release, CI,
+    a plain `dbt build`) such a where is dropped and the test reads every row. Any other where
+    goes to the project's own get_where_subquery (renamed in the copy) or dbt's dispatch.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') or '' -%}
+    {%- if '__dataops_changed_' not in where -%}
+        {%- do return(__PROJECT_WHERE__(relation)) -%}
+    {%- endif -%}
+    {%- set changed = var('dataops_changed', none) -%}
+    {%- if not changed -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+    {%- set where = where
+        | replace('__dataops_changed_from__', "'" ~ (changed['from'] | replace("'", "")) ~ "'")
+        | replace('__dataops_changed_to__', "'" ~ (changed['to'] | replace("'", "")) ~ "'") -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+{%- endmacro %}

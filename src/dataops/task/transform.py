@@ -249,6 +249,46 @@ def covering_publish(
     return {"load": int(mine[0]), "publish": row[0], "watermark": row[1], "at": row[2]}
 
 
+def changed_since_publish(
+    conn: psycopg.Connection, pipeline: str, key: tuple[str, str, str], watermark: int
+) -> dict[str, Any] | None:
+    """The loads this build publishes that no earlier publish of the same selection, dbt
+    project and target held: their ids, and bounds that hold their intervals: from the oldest
+    one's start to the start of the next interval loaded after the newest one ("infinity" when
+    none; Airflow 3's cron schedules give a run a point, not a period, so an interval's own end
+    says nothing). None when every row is new to the gate (no such publish yet, e.g. the first
+    build of a release) or no load is new: then the tests that opt in test every row."""
+    if not _has(conn, "dataops.dbt_publishes") or not _has(conn, "dataops.load_audit"):
+        return None
+    row = conn.execute(
+        "select max(load_watermark) from dataops.dbt_publishes"
+        " where audit = %s and selection = %s and project = %s and target = %s",
+        (pipeline, *key),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    previous = int(row[0])
+    span = conn.execute(
+        "select min(id), max(id), min(interval_start), max(interval_start)"
+        " from dataops.load_audit where pipeline = %s and id > %s and id <= %s",
+        (pipeline, previous, watermark),
+    ).fetchone()
+    if span is None or span[0] is None:
+        return None
+    after = conn.execute(
+        "select min(interval_start) from dataops.load_audit"
+        " where pipeline = %s and interval_start > %s",
+        (pipeline, span[3]),
+    ).fetchone()
+    end = after[0].isoformat() if after is not None and after[0] is not None else "infinity"
+    return {
+        "loads": (int(span[0]), int(span[1])),
+        "since": previous,
+        "from": span[2].isoformat(),
+        "to": end,
+    }
+
+
 def record_publish(
     conn: psycopg.Connection,
     pipeline: str,
@@ -324,16 +364,31 @@ def transform(
         leftover = drop_audit_schemas(conn, name)
         if leftover:
             print(f"dropped the audit schemas of an earlier run: {', '.join(leftover)}")
+        variables: dict[str, Any] = {"dataops_audit": name}
+        changed = changed_since_publish(conn, name, key, watermark)
+        if changed is not None:
+            variables["dataops_changed"] = {"from": changed["from"], "to": changed["to"]}
+            first, last = changed["loads"]
+            print(
+                f"changed rows: loads #{first}..#{last} of {name} ({changed['from']} to "
+                f"{changed['to']}); a test whose where names __dataops_changed_from__/_to__ "
+                f"tests only those, the rows of loads up to #{changed['since']} passed the "
+                "gate of an earlier publish",
+                flush=True,
+            )
         args = [
             "build",
             "--select",
             select,
             "--indirect-selection",
             "buildable",
+            # Unit tests have fixed inputs: CI runs them (dbt's advice); a run tests data.
+            "--exclude-resource-type",
+            "unit_test",
             "--target",
             target,
             "--vars",
-            json.dumps({"dataops_audit": name}),
+            json.dumps(variables),
             "--defer",
             "--favor-state",
             "--state",
