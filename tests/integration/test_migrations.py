@@ -88,6 +88,21 @@ def project(platform_up: dict[str, str], tmp_path: Path) -> Iterator[Project]:
     config.write_text(text)
     (tmp_path / "migrations").mkdir()
     yield Project(config, tmp_path / "migrations", database, platform_up)
+    # A killed migrator's session may still sit in its statement (pg_sleep does not notice the
+    # client is gone). It is dev's role's: the admin may not end it, the role itself may.
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=5432,
+        dbname="warehouse_dev",
+        user="dataops_dev",
+        password=platform_up["DATAOPS_WAREHOUSE_DEV_PASSWORD"],
+        autocommit=True,
+    ) as own:
+        own.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = %s and usename = 'dataops_dev'",
+            (database,),
+        )
     with dev_warehouse(platform_up) as conn:
         conn.execute(f"drop database if exists {database} with (force)")
 
