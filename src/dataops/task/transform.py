@@ -21,6 +21,11 @@ project (manifest hash) and target was built, tested and published by that build
 says so and exits 0 without building. A build that fails its tests records nothing, so every
 interval it covered builds (and fails) on its own: a failing interval never publishes.
 
+Changed rows (`changed_since_publish`): the loads newer than the last publish of the same key
+go to dbt as the var `dataops_changed` (their bounds); a test whose `where` names
+`__dataops_changed_from__`/`_to__` reads only those rows (the toolkit's get_where_subquery).
+No such publish, or no new load: no var, and those tests read every row.
+
 Exit codes: 0 published (or already published); 1 dbt or the warehouse failed (a retry may
 help); 3 a data test failed (the quality gate: retrying the same data would fail the same way).
 """
