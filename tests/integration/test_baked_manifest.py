@@ -6,12 +6,13 @@ changed makes the step parse instead."""
 from __future__ import annotations
 
 import json
+import marshal
 from pathlib import Path
 
 import pytest
 
 from dataops.clients import dbt
-from dataops.task import dbt_manifest
+from dataops.task import dbt_manifest, jinja_cache
 from tests.integration.test_byo_dbt import acme_copy, prepared
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,7 @@ def baked(tmp_path_factory: pytest.TempPathFactory) -> tuple[dbt.PreparedProject
     state = tmp / "dbt_state"
     written = dbt_manifest.bake(copy.path, state)
     assert sorted(p.name for p in written) == [
+        "jinja-code.marshal",
         "runtime-dev.msgpack",
         "runtime-production.msgpack",
         "runtime-staging.msgpack",
@@ -92,3 +94,22 @@ def test_a_changed_parse_time_variable_or_a_missing_target_means_a_parse(
     assert dbt_manifest.load(copy, "dev", "orders", "db") is not None
     dbt_manifest.env_file(copy).unlink()  # an image whose bake left no record: parse
     assert dbt_manifest.load(copy, "dev", "orders", "db") is None
+
+
+def test_the_jinja_code_of_every_macro_and_node_is_baked(
+    baked: tuple[dbt.PreparedProject, Path],
+) -> None:
+    """acme's own macros, its packages' and dbt's, and its models' SQL: all compiled at bake,
+    each to the code a fresh compile makes."""
+    from dbt_common.clients.jinja import get_environment
+
+    _, state = baked
+    codes = marshal.loads(jinja_cache.cache_path(state).read_bytes())
+    manifest = dbt_manifest.load(state, "dev", "orders", "db")
+    assert manifest is not None
+    env = get_environment(None, capture_macros=False)
+    sources = list(jinja_cache.sources(manifest))
+    own = [m.macro_sql for m in manifest.macros.values() if m.package_name == "acme_analytics"]
+    assert own and len(sources) > len(own)
+    for source in sources:
+        assert marshal.loads(codes[jinja_cache.key(type(env), source)]) == env.compile(source)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
+from dataops.task import jinja_cache
 from dataops.task.files import TaskError
 
 PLACEHOLDER_AUDIT = "dataops0baked0audit0name"
@@ -59,11 +60,13 @@ def targets(project_dir: Path) -> list[str]:
 
 
 def bake(project_dir: Path, state_dir: Path) -> list[Path]:
-    """Parse the project once per target with the placeholders and save each Manifest."""
+    """Parse the project once per target with the placeholders and save each Manifest, and
+    the compiled Jinja code of their macros and nodes (dataops.task.jinja_cache)."""
     from dbt.cli.main import dbtRunner
     from dbt.parser.manifest import extended_mashumaro_encoder
 
     written = []
+    manifests = []
     used_env: dict[str, str] = {}
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="dataops-bake-") as tmp:
@@ -94,6 +97,9 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(manifest.to_msgpack(extended_mashumaro_encoder))
                 written.append(path)
+                manifests.append(manifest)
+            if manifests:  # the Jinja code of their macros and nodes, compiled once here
+                written.append(jinja_cache.bake(manifests, state_dir))
         finally:
             os.environ.clear()
             os.environ.update(saved)

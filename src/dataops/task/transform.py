@@ -47,7 +47,7 @@ from psycopg import sql
 
 from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
 from dataops.core.dbt_project import dbt_target
-from dataops.task import dbt_manifest
+from dataops.task import dbt_manifest, jinja_cache
 from dataops.task.files import TaskError
 
 AUDIT_INFIX = "__audit_"
@@ -320,12 +320,19 @@ def _lock(conn: psycopg.Connection) -> None:
     print(f"lock taken after {time.monotonic() - started:.1f}s", flush=True)
 
 
-def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, manifest: Any) -> int:
+def _run_in_process(
+    args: list[str], project_dir: Path, work_dir: Path, manifest: Any, state_dir: Path
+) -> int:
     """`dbt build` in this process with the baked manifest (no parse); dbt's exit code."""
     from dbt.cli.main import dbtRunner
 
     os.environ["DBT_TARGET_PATH"] = str(work_dir / "target")
-    print(f"+ dbt {' '.join(args)}   (baked manifest: no parse)", flush=True)
+    templates = jinja_cache.install(state_dir)
+    print(
+        f"+ dbt {' '.join(args)}   (baked manifest: no parse) "
+        f"(baked Jinja code: {templates} templates)",
+        flush=True,
+    )
     result = dbtRunner(manifest=manifest).invoke([*args, "--project-dir", str(project_dir)])
     if result.exception is not None:
         print(f"dbt failed: {result.exception}", file=sys.stderr, flush=True)
@@ -401,13 +408,13 @@ def transform(
         ]
         baked = None if dbt else dbt_manifest.load(state_manifest.parent, target, name, database)
         if baked is not None:
-            code = _run_in_process(args, project_dir, work_dir, baked)
+            code = _run_in_process(args, project_dir, work_dir, baked, state_manifest.parent)
         else:
             if not dbt:
-                changed = dbt_manifest.changed_env(state_manifest.parent)
+                differ = dbt_manifest.changed_env(state_manifest.parent)
                 print(
                     "no baked dbt manifest for target "
-                    f"{target!r} can be used ({', '.join(changed) or 'none in the image'}): "
+                    f"{target!r} can be used ({', '.join(differ) or 'none in the image'}): "
                     "dbt parses the project",
                     flush=True,
                 )
