@@ -84,7 +84,10 @@ def main() -> None:
         match = RUN_ID.search(done.stdout + done.stderr)
         if done.returncode != 0 or not match:
             raise SystemExit(f"run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        attempts = sorted((logs / f"run_id={match.group(1)}" / "task_id=dbt").glob("attempt=*.log"))
+        attempts = sorted(
+            (logs / f"run_id={match.group(1)}" / "task_id=dbt").glob("attempt=*.log"),
+            key=lambda p: int(p.stem.split("=")[1]),  # attempt=10 after attempt=9
+        )
         result = measure(attempts[-1])
         results.append(result)
         print(
