@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def parse(folder: Path) -> dict[str, Any]:
-    """Parse a DAG folder in a fresh interpreter (see parse_dags.py)."""
+def parse(folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse a DAG folder in a fresh interpreter (see parse_dags.py); its spec cache is a new
+    folder unless `env` names one (DATAOPS_CACHE_DIR)."""
+    cache = {"DATAOPS_CACHE_DIR": tempfile.mkdtemp(prefix="dataops-spec-cache-")}
     result = subprocess.run(
         [sys.executable, str(HERE / "parse_dags.py"), str(folder)],
+        env={**os.environ, **cache, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,

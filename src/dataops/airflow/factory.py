@@ -15,10 +15,10 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator
 from docker.types import Mount
 
-from dataops.airflow import runtime
+from dataops.airflow import runtime, spec_cache
 from dataops.airflow.operators import TaskContainerOperator, TransformContainerOperator
 from dataops.core.config import RuntimeConfig, RuntimeKind
-from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, load_spec, plan
+from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, plan
 from dataops.core.pods import render_pod, task_args, task_env
 from dataops.core.promotion import release_tag
 
@@ -30,7 +30,7 @@ def dag_for_stub(stub_file: str) -> DAG:
     stub = Path(stub_file)
     name = stub.stem.removeprefix("pipeline_")
     spec_path = stub.parent / "pipelines" / f"{name}.yml"
-    return build_dag(plan(load_spec(spec_path), str(spec_path)), bundle_root=stub.parent)
+    return build_dag(plan(spec_cache.load(spec_path), str(spec_path)), bundle_root=stub.parent)
 
 
 def _doc(pipeline: PipelinePlan, release: dict[str, Any] | None) -> str:

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class TaskContainerOperator(DockerOperator):
 
     warehouse_conn_id: str | None = None
     _streams: SplitStreams | None = None
+    # No field is a template file: a command argument ending in `.sh` or `.env` is an argument,
+    # not a file to read (and parsing skips a Jinja environment per task looking for them).
+    template_ext: Sequence[str] = ()
 
     @property
     def cli(self) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 
 from dataops.core.config import RuntimeConfig
@@ -30,7 +31,11 @@ def environment() -> str:
 
 def runtime_config() -> RuntimeConfig:
     """`DATAOPS_RUNTIME` (the environment's `runtime:` of dataops.yml, as JSON); docker if unset."""
-    raw = os.environ.get("DATAOPS_RUNTIME")
+    return _runtime_config(os.environ.get("DATAOPS_RUNTIME"))
+
+
+@cache
+def _runtime_config(raw: str | None) -> RuntimeConfig:  # validated once per value, not per DAG
     return RuntimeConfig.model_validate_json(raw) if raw else RuntimeConfig()
 
 

@@ -297,6 +297,8 @@ dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor
             "DATAOPS_ENV": env.name,
             "DATAOPS_DATA_DIR": str(env.data_dir),
             "DATAOPS_TASK_SECRETS_DIR": str(self.state.task_secrets(env.name)),
+            # The dag-processor's validated specs (dataops.airflow.spec_cache): its own folder.
+            "DATAOPS_CACHE_DIR": str(self.home / "cache"),
             "DATAOPS_ACTIVE_FILE": str(env.active_release_file),
             "DATAOPS_REGISTRY": registry.address,
             "DATAOPS_REGISTRY_URL": registry.url,
