@@ -68,16 +68,20 @@ appendfsync everysec
         except ImportError:  # a venv from before `executor: celery` existed
             return Health.UNHEALTHY, "the redis client is not installed: run `make setup`"
 
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # One try each: redis-py 8 retries a failed command three times with backoff by default
+        # (4.5 s for the refused anonymous ping), and whoever asks for health retries already.
+        once = {"socket_timeout": 3, "retry": Retry(NoBackoff(), 0)}
         try:
-            anonymous = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=3)
+            anonymous = redis.Redis(host="127.0.0.1", port=self.port, **once)
             try:
                 anonymous.ping()
                 return Health.UNHEALTHY, "answers without a password"
             except redis.AuthenticationError:
                 pass
-            client = redis.Redis(
-                host="127.0.0.1", port=self.port, password=self.password(), socket_timeout=3
-            )
+            client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password(), **once)
             client.ping()
         except redis.RedisError as exc:
             return Health.UNHEALTHY, f"{type(exc).__name__}: {exc}"
