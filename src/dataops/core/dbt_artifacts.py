@@ -14,7 +14,8 @@ from urllib.parse import quote
 _MANIFEST_SECTIONS = ("nodes", "sources", "seeds", "snapshots", "unit_tests")
 # The dbt step's results as an XCom of its task, and the plugin page that shows them.
 RESULTS_XCOM = "dbt_results"
-RESULTS_ROUTE = "/dataops/dbt"
+PLUGIN_PREFIX = "/dataops"  # where the api-server mounts the plugin's pages
+RESULTS_ROUTE = f"{PLUGIN_PREFIX}/dbt"
 MAX_NODES = 2000  # an XCom is a row in Airflow's database: keep it bounded
 
 
