@@ -281,6 +281,13 @@ refresh_interval = 30
 [scheduler]
 standalone_dag_processor = True
 {self.heartbeat_setting()}
+[workers]
+# A task's supervisor notices that the task process exited only when its wait ends, and it waits
+# up to this many seconds: Airflow's default of 5 held about a third of the tasks here 5 s past
+# their end before the next could start (bench/bench_task_handoff.py). 1 costs one heartbeat a
+# second per running task.
+min_heartbeat_interval = 1
+
 [logging]
 base_log_folder = {self.home / "logs"}
 dag_processor_child_process_log_directory = {self.home / "logs" / "dag_processor"}
