@@ -280,6 +280,10 @@ refresh_interval = 30
 
 [scheduler]
 standalone_dag_processor = True
+# The running dag runs the scheduler examines per loop come from a query that joins each run to
+# every backfill that ever ran it, with this as its LIMIT: a month backfilled 7 times took 7 of
+# the 20 rows, so a 12-month backfill had only 3 of its runs scheduled at a time.
+max_dagruns_per_loop_to_schedule = 256
 {self.heartbeat_setting()}
 [workers]
 # A task's supervisor notices that the task process exited only when its wait ends, and it waits
