@@ -74,7 +74,8 @@ def load(path: Path) -> PipelineSpec:
     except OSError:
         return load_spec(path)  # its own error, naming the file
     entry = entry_for(path, raw)
-    if _private_dir(entry.parent):
+    private = _private_dir(entry.parent)
+    if private:
         try:
             spec = pickle.loads(entry.read_bytes())
             if isinstance(spec, PipelineSpec):
@@ -82,7 +83,7 @@ def load(path: Path) -> PipelineSpec:
         except Exception:  # missing, torn or foreign: a miss
             pass
     spec = load_spec(path)
-    if path.read_bytes() == raw and _private_dir(entry.parent):  # unchanged while validated
+    if private and path.read_bytes() == raw:  # unchanged while it was validated
         tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
         try:
             tmp.write_bytes(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
