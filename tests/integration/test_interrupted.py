@@ -11,14 +11,28 @@ from pathlib import Path
 
 import pytest
 
+from dataops.local.host import port_is_free
 from tests.conftest import DATAOPS, ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
 
 
+def _free_port_below_ephemeral_range() -> int:
+    """A free port the kernel never hands out to outgoing connections.
+
+    A fixed port inside the ephemeral range (55432 was) can be taken between two checks by any
+    client socket of the suite's own traffic, and `dataops up` then rightly refuses it.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in range(low - 1, low - 2000, -1):
+        if port_is_free(port):
+            return port
+    raise AssertionError(f"no free TCP port in {low - 2000}-{low - 1}")
+
+
 def test_up_killed_during_initdb_is_repaired_by_the_next_run(tmp_path: Path) -> None:
     # A second, throw-away cluster on its own port and state dir, so the real platform is untouched.
-    port = 55432
+    port = _free_port_below_ephemeral_range()
     config = tmp_path / "dataops.yml"
     config.write_text((ROOT / "dataops.yml").read_text().replace("port: 5432", f"port: {port}"))
     state = tmp_path / "state"
