@@ -66,12 +66,7 @@ class AirflowClient:
             ) from None
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise DataOpsError(
-                f"Airflow answered {response.status_code} to {method} {path}: {response.text[:500]}"
-            )
-        return response.json()
+        return _checked(self.request(method, path, **kwargs), method, path)
 
     # -- DAGs ----------------------------------------------------------------------------------
     def import_error(self, filename_part: str) -> str | None:
@@ -121,10 +116,21 @@ class AirflowClient:
         return dict(self.json("POST", f"/dags/{dag_id}/dagRuns", json=body))
 
     def backfill(
-        self, dag_id: str, first: datetime, last: datetime, max_active_runs: int
+        self,
+        dag_id: str,
+        first: datetime,
+        last: datetime,
+        max_active_runs: int,
+        report: Callable[[str], None] = lambda _message: None,
+        sleep: Callable[[float], None] = time.sleep,
+        close_timeout: float = 90.0,
     ) -> dict[str, Any]:
         """An Airflow backfill of the runs whose logical dates are `first`..`last` (an interval
-        that has a run already is run again), on the DAG's latest version."""
+        that has a run already is run again), on the DAG's latest version.
+
+        Airflow allows one open backfill per DAG, and its scheduler closes a backfill only on a
+        30 s timer after the last run ends: a backfill asked for right after the previous one
+        finished waits for that (saying so), one whose runs are still going is refused."""
         body = {
             "dag_id": dag_id,
             "from_date": first.isoformat(),
@@ -133,7 +139,38 @@ class AirflowClient:
             "max_active_runs": max_active_runs,
             "run_on_latest_version": True,
         }
-        return dict(self.json("POST", "/backfills", json=body))
+        deadline: float | None = None
+        while (response := self.request("POST", "/backfills", json=body)).status_code == 409:
+            open_ids = [
+                str(b["id"])
+                for b in self.json("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+                if b.get("completed_at") is None
+            ]
+            busy = self.json(
+                "GET",
+                f"/dags/{dag_id}/dagRuns",
+                params={"run_type": "backfill", "state": ["queued", "running"], "limit": 1},
+            )["total_entries"]
+            named = f"backfill {', '.join(open_ids) or '?'} of {dag_id}"
+            if busy:
+                raise DataOpsError(
+                    f"{named} is still running ({busy} run(s) queued or running)",
+                    "wait for it to finish, or cancel it in the Backfills tab of the web UI, "
+                    "then run this again",
+                )
+            if deadline is None:
+                deadline = time.monotonic() + close_timeout
+                report(
+                    f"waiting for Airflow to close {named}: its runs have finished, and the "
+                    "scheduler closes backfills every 30 s"
+                )
+            elif time.monotonic() > deadline:
+                raise DataOpsError(
+                    f"Airflow has not closed {named} {close_timeout:.0f}s after its runs finished",
+                    "is the scheduler running? dataops status",
+                )
+            sleep(2)
+        return dict(_checked(response, "POST", "/backfills"))
 
     def set_note(self, dag_id: str, run_id: str, note: str) -> None:
         self.json("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"note": note})
@@ -200,3 +237,12 @@ def render_log_event(event: object) -> str:
         if isinstance(error, dict):
             text += f"\n  {error.get('exc_type')}: {error.get('exc_value')}"
     return text
+
+
+def _checked(response: httpx.Response, method: str, path: str) -> Any:
+    """The response's JSON, or a DataOpsError with Airflow's status and answer."""
+    if response.status_code >= 400:
+        raise DataOpsError(
+            f"Airflow answered {response.status_code} to {method} {path}: {response.text[:500]}"
+        )
+    return response.json()

@@ -159,7 +159,11 @@ class PipelineRunner:
         if len(spans) > 1:
             # Airflow's own backfill: the Backfills tab, one backfill id, the interval view.
             backfill = client.backfill(
-                self.pipeline, spans[0][0], spans[-1][0], self.spec().max_active_runs
+                self.pipeline,
+                spans[0][0],
+                spans[-1][0],
+                self.spec().max_active_runs,
+                report=self.report,
             )
             self.report(f"backfill {backfill.get('id')} of {len(spans)} interval(s) created")
             for start, _ in spans:
