@@ -210,6 +210,52 @@ class AirflowClient:
             return "unknown"
         return str((body.get("scheduler") or {}).get("status") or "unknown")
 
+    def poll(
+        self, runs: dict[str, dict[str, datetime]]
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], list[dict[str, Any]]]]:
+        """The state and task instances of many runs (`{dag_id: {run_id: logical date}}`) in one
+        request per DAG plus one for all their task instances, instead of two per run: a
+        12-month backfill polled every 2 s cost the API server 24 requests a poll.
+
+        Returns ({(dag_id, run_id): state}, {(dag_id, run_id): [task instance, ...]}); a run
+        Airflow does not list is left out of the states."""
+        states: dict[tuple[str, str], str] = {}
+        for dag_id, dates in runs.items():
+            params = {
+                "logical_date_gte": min(dates.values()).isoformat(),
+                "logical_date_lte": max(dates.values()).isoformat(),
+            }
+            for run in self._pages("GET", f"/dags/{dag_id}/dagRuns", "dag_runs", params=params):
+                if run["dag_run_id"] in dates:
+                    states[(dag_id, str(run["dag_run_id"]))] = str(run["state"])
+        body = {
+            "dag_ids": sorted(runs),
+            "dag_run_ids": sorted({run_id for dates in runs.values() for run_id in dates}),
+        }
+        tis: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        path = "/dags/~/dagRuns/~/taskInstances/list"
+        for ti in self._pages("POST", path, "task_instances", json=body):
+            key = (str(ti["dag_id"]), str(ti["dag_run_id"]))
+            if key[1] in runs.get(key[0], {}):  # run ids are unique per DAG only
+                tis.setdefault(key, []).append(ti)
+        return states, tis
+
+    def _pages(self, method: str, path: str, field: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a paged listing (Airflow answers at most `maximum_page_limit`, 100 by
+        default, per request): `limit`/`offset` in the query of a GET, `page_limit`/
+        `page_offset` in the body of a POST."""
+        items: list[dict[str, Any]] = []
+        while True:
+            if method == "GET":
+                kwargs["params"] = {**kwargs.get("params", {}), "limit": 100, "offset": len(items)}
+            else:
+                kwargs["json"] = {**kwargs["json"], "page_limit": 100, "page_offset": len(items)}
+            data = self.json(method, path, **kwargs)
+            page = list(data[field])
+            items += page
+            if not page or len(items) >= int(data.get("total_entries", 0)):
+                return items
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self.json("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(data["task_instances"])

@@ -405,7 +405,7 @@ class Releases:
 
     def _smoke_runs(self, env: Environment, release_id: str) -> list[SmokeRun]:
         from dataops.core.timespan import parse_date
-        from dataops.delivery.runs import PipelineRunner
+        from dataops.delivery.runs import PipelineRunner, follow_all
 
         smoke = env.config.smoke
         dags = self.sources(env, release_id, "dags")
@@ -419,16 +419,24 @@ class Releases:
                 for run in runner.start(runner.intervals(when, when), lambda run: None):
                     self.report(f"smoke: {pipeline} {run.run_id} started in {env.name}")
                     started.append((runner, run))
-            for runner, run in started:
-                try:
-                    state = runner.follow([run], SMOKE_TIMEOUT, lambda change: None)[run.run_id]
+            try:  # the stage's runs followed together, each reported as it finishes
+                states = follow_all(
+                    [(runner, [run]) for runner, run in started],
+                    SMOKE_TIMEOUT,
+                    lambda change: None,
+                    on_finished=lambda pipeline, run_id, state: self.report(
+                        f"smoke: {pipeline} {run_id} {state}"
+                    ),
+                )
+                for runner, run in started:
+                    state = states[(runner.pipeline, run.run_id)]
                     version = runner.client.dag_run(runner.pipeline, run.run_id).get(
                         "bundle_version"
                     )
-                finally:
+                    runs.append(SmokeRun(runner.pipeline, run.run_id, state, str(version)))
+            finally:
+                for runner, _ in started:
                     runner.close()
-                self.report(f"smoke: {runner.pipeline} {run.run_id} {state}")
-                runs.append(SmokeRun(runner.pipeline, run.run_id, state, str(version)))
             if any(r.state != "success" for r in runs):
                 break  # the next stage needs this one's data
         return runs

@@ -236,32 +236,42 @@ def follow_all(
     timeout: float,
     on_change: Callable[[TaskChange], None],
     sleep: Callable[[float], None] = time.sleep,
+    on_finished: Callable[[str, str, str], None] = lambda _pipeline, _run_id, _state: None,
 ) -> dict[tuple[str, str], str]:
-    """Follow the runs of one or more pipelines of one environment side by side, polling each
-    unfinished run every POLL_SECONDS, until all finished. With several pipelines, a change's
-    label starts with its pipeline. Returns {(pipeline, run_id): final state} (run ids are only
-    unique within a pipeline)."""
+    """Follow the runs of one or more pipelines of one environment side by side, polling the
+    unfinished runs every POLL_SECONDS (all in one `AirflowClient.poll`), until all finished.
+    With several pipelines, a change's label starts with its pipeline; `on_finished(pipeline,
+    run_id, state)` is called once per run as it finishes. Returns
+    {(pipeline, run_id): final state} (run ids are only unique within a pipeline)."""
     several = len(groups) > 1
     first = groups[0][0]
+    client = first.client  # one environment: one deployment answers for every group
     seen: dict[tuple[str, str, str], str] = {}
     states = {(r.pipeline, run.run_id): "queued" for r, runs in groups for run in runs}
     began = time.monotonic()
     next_health, unhealthy = began + HEALTH_EVERY_SECONDS, 0
     while True:
+        unfinished: dict[str, dict[str, datetime]] = {}
         for runner, runs in groups:
-            client = runner.client
+            for run in runs:
+                if states[(runner.pipeline, run.run_id)] not in FINISHED:
+                    unfinished.setdefault(runner.pipeline, {})[run.run_id] = run.start
+        now_states, tis = client.poll(unfinished)
+        for runner, runs in groups:
             for run in runs:
                 key = (runner.pipeline, run.run_id)
-                if states[key] in FINISHED:
+                if run.run_id not in unfinished.get(runner.pipeline, {}):
                     continue
-                for ti in client.task_instances(runner.pipeline, run.run_id):
+                for ti in tis.get(key, []):
                     current = str(ti.get("state") or "none")
                     if seen.get((*key, ti["task_id"])) != current:
                         seen[(*key, ti["task_id"])] = current
                         elapsed = time.monotonic() - began
                         label = f"{runner.pipeline} {run.label}".strip() if several else run.label
                         on_change(TaskChange(elapsed, label, ti["task_id"], current))
-                states[key] = client.run_state(runner.pipeline, run.run_id)
+                states[key] = now_states.get(key, states[key])
+                if states[key] in FINISHED:
+                    on_finished(runner.pipeline, run.run_id, states[key])
         if all(state in FINISHED for state in states.values()):
             return states
         if time.monotonic() >= next_health:

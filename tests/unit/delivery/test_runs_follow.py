@@ -31,6 +31,18 @@ class FakeAirflow:
 
     def __init__(self, health: list[str], finish_after: int | None = None) -> None:
         self.health, self.polls, self.finish_after = health, 0, finish_after
+        self.asked_for: list[dict[str, dict[str, datetime]]] = []
+
+    def poll(
+        self, runs: dict[str, dict[str, datetime]]
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], list[dict[str, Any]]]]:
+        """What AirflowClient.poll answers, from this fake's per-run answers."""
+        self.asked_for.append(runs)
+        keys = [(dag_id, run_id) for dag_id, dates in runs.items() for run_id in dates]
+        return (
+            {key: self.run_state(*key) for key in keys},
+            {key: self.task_instances(*key) for key in keys},
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return [{"task_id": "extract", "state": None}]
@@ -105,3 +117,33 @@ def test_several_pipelines_are_followed_side_by_side(monkeypatch: pytest.MonkeyP
     assert states == {("airlines", "r1"): "success", ("planes", "r1"): "failed"}
     assert [(c.label, c.state) for c in changes] == [("airlines", "success"), ("planes", "failed")]
     assert client.asked == ["airlines", "planes"]  # one pass polled both: no waiting in turn
+    # ... in one poll of the deployment, which named both DAGs' runs with their logical dates
+    assert client.asked_for == [{"airlines": {"r1": RUN.start}, "planes": {"r1": RUN.start}}]
+
+
+def test_finished_runs_are_not_polled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock.monotonic)
+
+    class OneLate(FakeAirflow):
+        def run_state(self, dag_id: str, run_id: str) -> str:
+            self.polls += 1
+            return "success" if run_id == "r1" or self.polls >= 4 else "running"
+
+    client = OneLate(["healthy"])
+    late = StartedRun("r2", RUN.end, datetime(2013, 3, 1, tzinfo=UTC), False, "", "")
+    finished: list[tuple[str, str, str]] = []
+    states = runs.follow_all(
+        [(runner(client), [RUN, late])],
+        3600,
+        lambda change: None,
+        sleep=clock.sleep,
+        on_finished=lambda *done: finished.append(done),
+    )
+    assert states == {("flights", "r1"): "success", ("flights", "r2"): "success"}
+    assert finished == [("flights", "r1", "success"), ("flights", "r2", "success")]  # once each
+    assert [sorted(asked["flights"]) for asked in client.asked_for] == [
+        ["r1", "r2"],
+        ["r2"],
+        ["r2"],
+    ]
