@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from dataclasses import asdict
@@ -141,5 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """End the task container's process once its step has returned: its work is committed and
+    its files closed, so only the output is flushed. Python's own teardown of every module and
+    object the step left (dbt's ~2,000 modules) took 0.2 to 0.3 s of every dbt step."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())  # an exception out of main() still ends the usual way, with its traceback
