@@ -216,6 +216,9 @@ result_backend = {results}
 worker_concurrency = {self.worker_slots("auto")}
 worker_prefetch_multiplier = 1
 task_acks_late = True
+# The provider's Celery app config plus `imports` a worker loads before it forks its pool: the
+# task supervisor fix of dataops.airflow.supervision.
+celery_config_options = dataops.airflow.celery_config.CELERY_CONFIG
 
 [celery_broker_transport_options]
 visibility_timeout = {self.celery.visibility_timeout_seconds}
@@ -247,7 +250,9 @@ visibility_timeout = {self.celery.visibility_timeout_seconds}
         return f"""# Written by `dataops up` for {env.name}; edit dataops.yml instead. Private.
 [core]
 dags_folder = {self.home / "no-working-tree-dags"}
-executor = {"CeleryExecutor" if self.celery else "LocalExecutor"}
+# Airflow's LocalExecutor, with task supervisors that notice a task's end at once
+# (dataops.airflow.supervision; CeleryExecutor workers get it from celery_config_options).
+executor = {"CeleryExecutor" if self.celery else "dataops.airflow.executors.LocalExecutor"}
 parallelism = {parallelism}
 max_active_tasks_per_dag = {parallelism}
 load_examples = False
