@@ -22,7 +22,10 @@ from dataops.core.timespan import intervals
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment
 
-POLL_SECONDS = 2.0
+# A poll is one listing per DAG and one task-instance batch (`AirflowClient.poll`), whatever the
+# number of runs, so once a second costs the API server little; a run's end is seen 0.5 s
+# sooner on average than with 2 s.
+POLL_SECONDS = 1.0
 # How often `follow` asks the deployment's health endpoint, and after how many answers in a
 # row without a healthy scheduler it stops waiting (Airflow reports a scheduler whose heartbeat
 # is 30 s old as unhealthy): runs cannot progress without one.
