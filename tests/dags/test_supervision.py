@@ -3,9 +3,12 @@ interval between its task process's EOF and its exit, and changes nothing else."
 
 from __future__ import annotations
 
+import os
 import selectors
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -68,11 +71,13 @@ def test_waits_with_their_own_timeout_and_open_sockets_are_left_alone(installed:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
     try:
         sup = supervisor_of(child)
-        with pytest.raises(psutil.TimeoutExpired):  # kill()'s wait: its timeout is kept
+        # kill() waits for the signal it sent with a timeout of its own: kept.
+        sup._service_subprocess(max_wait_time=0.05, expect_signal=signal.SIGTERM)
+        with pytest.raises(psutil.TimeoutExpired):  # a wait that must time out: kept
             sup._service_subprocess(max_wait_time=0.05, raise_on_timeout=True)
         sup._open_sockets = {object(): "requests"}  # a socket still open: Airflow's timing
         sup._service_subprocess(max_wait_time=0.05)
-        assert sup.selector.timeouts == [0.05, 0.05]
+        assert sup.selector.timeouts == [0.05, 0.05, 0.05]
     finally:
         child.kill()
         child.wait()
@@ -92,13 +97,38 @@ def test_a_supervisor_of_another_shape_is_left_alone(monkeypatch: pytest.MonkeyP
     assert ActivitySubprocess._service_subprocess is other
 
 
-def test_the_deployments_executors_install_it() -> None:
-    from airflow.executors.local_executor import LocalExecutor as AirflowLocalExecutor
+def test_the_deployments_executors_install_it(tmp_path: Path) -> None:
+    # In a fresh interpreter, as the scheduler and a Celery worker load them from airflow.cfg.
+    code = """
+from airflow.executors.executor_loader import ExecutorLoader
+from airflow.executors.local_executor import LocalExecutor
+from airflow.sdk.execution_time.supervisor import ActivitySubprocess
 
-    import dataops.airflow.celery_config as celery_config
-    import dataops.airflow.executors as executors
+assert not hasattr(ActivitySubprocess._service_subprocess, "_dataops_exit_poll")
+executor = ExecutorLoader.load_executor(None)
+assert isinstance(executor, LocalExecutor) and type(executor).__module__ == (
+    "dataops.airflow.executors"
+), type(executor)
+assert ActivitySubprocess._service_subprocess._dataops_exit_poll
 
-    assert getattr(ActivitySubprocess._service_subprocess, "_dataops_exit_poll", False)
-    assert issubclass(executors.LocalExecutor, AirflowLocalExecutor)
-    assert "dataops.airflow.celery_worker" in celery_config.CELERY_CONFIG["imports"]
-    assert celery_config.CELERY_CONFIG["task_acks_late"] is not None  # the provider's own config
+from celery import Celery
+from dataops.airflow.celery_config import CELERY_CONFIG
+from dataops.airflow import supervision
+
+ActivitySubprocess._service_subprocess = ActivitySubprocess._service_subprocess.__wrapped__
+app = Celery("check", config_source=CELERY_CONFIG)
+assert CELERY_CONFIG["task_acks_late"] is not None  # the provider's own config is kept
+app.loader.init_worker()  # what a worker does before it starts its pool
+assert ActivitySubprocess._service_subprocess._dataops_exit_poll
+print("ok")
+"""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__EXECUTOR": "dataops.airflow.executors.LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

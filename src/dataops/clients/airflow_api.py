@@ -143,7 +143,9 @@ class AirflowClient:
         while (response := self.request("POST", "/backfills", json=body)).status_code == 409:
             open_ids = [
                 str(b["id"])
-                for b in self.json("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+                for b in self.json(
+                    "GET", "/backfills", params={"dag_id": dag_id, "order_by": "-id", "limit": 100}
+                )["backfills"]
                 if b.get("completed_at") is None
             ]
             busy = self.json(

@@ -419,6 +419,8 @@ class Releases:
                 for run in runner.start(runner.intervals(when, when), lambda run: None):
                     self.report(f"smoke: {pipeline} {run.run_id} started in {env.name}")
                     started.append((runner, run))
+            if not started:  # an empty stage (`stages: [[]]`) runs nothing
+                continue
             try:  # the stage's runs followed together, each reported as it finishes
                 states = follow_all(
                     [(runner, [run]) for runner, run in started],

@@ -272,7 +272,9 @@ def follow_all(
                         elapsed = time.monotonic() - began
                         label = f"{runner.pipeline} {run.label}".strip() if several else run.label
                         on_change(TaskChange(elapsed, label, ti["task_id"], current))
-                states[key] = now_states.get(key, states[key])
+                # A run the listing lacks (deleted meanwhile) is asked for by id: Airflow's 404
+                # ends the wait with its answer instead of at the timeout.
+                states[key] = now_states.get(key) or client.run_state(runner.pipeline, run.run_id)
                 if states[key] in FINISHED:
                     on_finished(runner.pipeline, run.run_id, states[key])
         if all(state in FINISHED for state in states.values()):

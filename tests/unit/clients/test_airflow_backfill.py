@@ -36,7 +36,8 @@ class FakeAirflow:
                 return httpx.Response(409, json={"detail": detail})
             return httpx.Response(200, json={"id": 8, "dag_id": "orders_daily"})
         if path == "/api/v2/backfills":
-            assert request.url.params["dag_id"] == "orders_daily"
+            params = request.url.params
+            assert (params["dag_id"], params["order_by"]) == ("orders_daily", "-id")  # newest first
             closed = len(self.posts) > self.closes_after
             backfills = [
                 {"id": 6, "completed_at": "2026-12-01T10:00:00Z"},

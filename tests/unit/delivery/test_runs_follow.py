@@ -12,7 +12,7 @@ import pytest
 
 from dataops.delivery import runs
 from dataops.delivery.runs import PipelineRunner, StartedRun
-from dataops.errors import NotReadyError
+from dataops.errors import DataOpsError, NotReadyError
 
 
 class Clock:
@@ -147,3 +147,23 @@ def test_finished_runs_are_not_polled_again(monkeypatch: pytest.MonkeyPatch) -> 
         ["r2"],
         ["r2"],
     ]
+
+
+def test_a_run_the_listing_lacks_is_asked_for_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock.monotonic)
+
+    class Deleted(FakeAirflow):
+        """The run was deleted in the UI after it was triggered: the listing no longer has it
+        and its own address answers 404."""
+
+        def poll(self, runs: dict[str, dict[str, datetime]]) -> tuple[dict, dict]:  # type: ignore[type-arg]
+            self.asked_for.append(runs)
+            return {}, {}
+
+        def run_state(self, dag_id: str, run_id: str) -> str:
+            raise DataOpsError(f"Airflow answered 404 to GET /dags/{dag_id}/dagRuns/{run_id}")
+
+    with pytest.raises(DataOpsError, match="answered 404 to GET /dags/flights/dagRuns/r1"):
+        runner(Deleted(["healthy"])).follow([RUN], 3600, lambda change: None, sleep=clock.sleep)
+    assert clock.now == 1000.0  # at once, not at the timeout
