@@ -254,29 +254,30 @@ def follow_all(
     began = time.monotonic()
     next_health, unhealthy = began + HEALTH_EVERY_SECONDS, 0
     while True:
-        unfinished: dict[str, dict[str, datetime]] = {}
-        for runner, runs in groups:
-            for run in runs:
-                if states[(runner.pipeline, run.run_id)] not in FINISHED:
-                    unfinished.setdefault(runner.pipeline, {})[run.run_id] = run.start
-        now_states, tis = client.poll(unfinished)
-        for runner, runs in groups:
-            for run in runs:
-                key = (runner.pipeline, run.run_id)
-                if run.run_id not in unfinished.get(runner.pipeline, {}):
-                    continue
-                for ti in tis.get(key, []):
-                    current = str(ti.get("state") or "none")
-                    if seen.get((*key, ti["task_id"])) != current:
-                        seen[(*key, ti["task_id"])] = current
-                        elapsed = time.monotonic() - began
-                        label = f"{runner.pipeline} {run.label}".strip() if several else run.label
-                        on_change(TaskChange(elapsed, label, ti["task_id"], current))
-                # A run the listing lacks (deleted meanwhile) is asked for by id: Airflow's 404
-                # ends the wait with its answer instead of at the timeout.
-                states[key] = now_states.get(key) or client.run_state(runner.pipeline, run.run_id)
-                if states[key] in FINISHED:
-                    on_finished(runner.pipeline, run.run_id, states[key])
+        pending = [
+            (runner, run)
+            for runner, runs in groups
+            for run in runs
+            if states[(runner.pipeline, run.run_id)] not in FINISHED
+        ]
+        asked: dict[str, dict[str, datetime]] = {}
+        for runner, run in pending:
+            asked.setdefault(runner.pipeline, {})[run.run_id] = run.start
+        now_states, tis = client.poll(asked)
+        for runner, run in pending:
+            key = (runner.pipeline, run.run_id)
+            for ti in tis.get(key, []):
+                current = str(ti.get("state") or "none")
+                if seen.get((*key, ti["task_id"])) != current:
+                    seen[(*key, ti["task_id"])] = current
+                    elapsed = time.monotonic() - began
+                    label = f"{runner.pipeline} {run.label}".strip() if several else run.label
+                    on_change(TaskChange(elapsed, label, ti["task_id"], current))
+            # A run the listing lacks (deleted meanwhile) is asked for by id: Airflow's 404
+            # ends the wait with its answer instead of at the timeout.
+            states[key] = now_states.get(key) or client.run_state(runner.pipeline, run.run_id)
+            if states[key] in FINISHED:
+                on_finished(runner.pipeline, run.run_id, states[key])
         if all(state in FINISHED for state in states.values()):
             return states
         if time.monotonic() >= next_health:
