@@ -127,6 +127,41 @@ def test_validate_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) ->
     assert "ok dags/pipelines/flights.yml" in result.stdout
 
 
+def test_validate_refuses_a_task_timeout_a_task_queued_ahead_could_outwait(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    for name in ("dataops.yml", "dbt_project", "migrations"):
+        source = ROOT / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, tmp_path / name)
+    shutil.copytree(ROOT / "dags", tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = tmp_path / "dags" / "pipelines" / "flights.yml"
+    spec.write_text(spec.read_text().replace("timeout_minutes: 20", "timeout_minutes: 120"))
+    result = run_dataops("validate", config=tmp_path / "dataops.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = spec.read_text().splitlines().index("timeout_minutes: 120") + 1
+    assert (
+        f"dags/pipelines/flights.yml:{line}:18: timeout_minutes: a task may run 120 min, so "
+        "with staging's celery.queue_ahead: 1 a task queued behind it may wait 7800 s, past "
+        f"staging's task_queued_timeout_seconds: 3600 ({tmp_path / 'dataops.yml'}:" in result.stderr
+    )
+    assert "raise task_queued_timeout_seconds to at least 7800" in result.stderr
+    assert result.stderr.count("error:") == 1  # dev and prod (LocalExecutor) queue nothing ahead
+    # Either fix passes: no task queued ahead, or a queued timeout that covers the wait.
+    config = tmp_path / "dataops.yml"
+    text = config.read_text()
+    workers = "        workers:\n          - {name: worker-1"
+    assert workers in text
+    config.write_text(text.replace(workers, "        queue_ahead: 0\n" + workers))
+    assert run_dataops("validate", config=config).returncode == 0
+    config.write_text(
+        text.replace(workers, "        task_queued_timeout_seconds: 7800\n" + workers)
+    )
+    assert run_dataops("validate", config=config).returncode == 0
+
+
 def test_validate_refuses_a_queue_no_celery_worker_serves(tmp_path: Path) -> None:
     import shutil
 

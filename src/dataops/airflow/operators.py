@@ -11,10 +11,12 @@ import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseHook, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
@@ -29,6 +31,9 @@ SECRETS_MOUNT = "/run/dataops"
 SECRETS_FILE = f"{SECRETS_MOUNT}/secrets.env"
 TASK_UID = 10001  # the task images' user
 MICROSECOND = timedelta(microseconds=1)
+# DockerOperator's own `hook` (a cached_property): the hook it makes, logging in when it has a
+# docker_conn_id.
+_PROVIDER_HOOK: Any = DockerOperator.__dict__["hook"]
 
 
 class TaskContainerOperator(DockerOperator):
@@ -52,6 +57,24 @@ class TaskContainerOperator(DockerOperator):
     # No field is a template file: a command argument ending in `.sh` or `.env` is an argument,
     # not a file to read (and parsing skips a Jinja environment per task looking for them).
     template_ext: Sequence[str] = ()
+
+    @cached_property
+    def hook(self) -> DockerHook:
+        """The provider's hook without the registry login: its login runs for every task, and
+        each one makes the registry check the password (bcrypt, about 0.1 s of CPU). An image
+        pinned by digest that the engine already has is run without pulling, so nothing needs
+        the login then; `_login_if_pulling` logs in when the image must be pulled."""
+        conn_id, self.docker_conn_id = self.docker_conn_id, None
+        try:
+            return _PROVIDER_HOOK.func(self)
+        finally:
+            self.docker_conn_id = conn_id
+
+    def _login_if_pulling(self) -> None:
+        """Log in to the registry (a new client, as the provider makes it) when DockerOperator's
+        `execute` is about to pull: the image is not in the engine, or `force_pull`."""
+        if self.docker_conn_id and (self.force_pull or not self.cli.images(name=self.image)):
+            self.__dict__["hook"] = _PROVIDER_HOOK.func(self)
 
     @property
     def cli(self) -> Any:
@@ -114,6 +137,7 @@ class TaskContainerOperator(DockerOperator):
             except Exception as exc:  # docker.errors.NotFound: nothing was left behind
                 if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                     raise
+        self._login_if_pulling()
         try:
             output = super().execute(context)
         except DockerContainerFailedException as exc:

@@ -25,7 +25,7 @@ def values(ctx: Context, envs: tuple[str, ...], check: bool) -> None:
     """Render infra/helm/ENV/values.yaml for the official Apache Airflow Helm chart.
 
     From dataops.yml: the executor (CeleryExecutor with its workers' queues, visibility timeout
-    and heartbeat timeout, or LocalExecutor), the release DAG bundle as the only DAG source,
+    heartbeat and queued timeouts, or LocalExecutor), the release DAG bundle as the only DAG source,
     tasks as KubernetesPodOperator pods (the runtime's namespace, data claim and warehouse
     Secret), and every secret as a Kubernetes Secret by name (no value is ever written).
     Idempotent: an unchanged file is left alone."""

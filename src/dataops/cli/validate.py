@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
 from dataops.cli.context import Context, pass_context
@@ -15,7 +18,8 @@ def validate(ctx: Context) -> None:
     (dags/pipelines/*.yml, each with its dags/pipeline_<name>.py stub) and the migration files
     (names, duplicate versions, destructive changes without the allow annotation), the dbt
     section (the project is there, its local packages exist, vendored packages are checked in),
-    and that every task's queue is served by a worker of each Celery environment.
+    that every task's queue is served by a worker of each Celery environment, and that a task
+    queued ahead there (celery.queue_ahead) cannot outwait celery.task_queued_timeout_seconds.
 
     Every problem is reported as file:line:col with the key and what is allowed; exit 2 when
     any is found."""
@@ -53,6 +57,7 @@ def validate(ctx: Context) -> None:
                 f"{', '.join(sorted(served[env]))}); add it to a worker's queues or change "
                 "the spec's queue"
             )
+        problems += _queued_timeout_problems(loaded, spec, path)
         stub = dags / f"pipeline_{spec.pipeline}.py"
         if not stub.exists():
             problems.append(f"dags/pipelines/{path.name}: no DAG stub dags/{stub.name}")
@@ -121,3 +126,35 @@ def _dbt_problems(ctx: Context) -> list[str]:
 
 def register(group: click.Group) -> None:
     group.add_command(validate)
+
+
+# What a task queued ahead may wait on top of the tasks ahead of it (Airflow's own default).
+QUEUED_MARGIN_SECONDS = 600
+
+
+def _queued_timeout_problems(loaded: Any, spec: Any, path: Path) -> list[str]:
+    """A task queued ahead in Redis waits for up to `queue_ahead` tasks per slot to end: when
+    the pipeline's task timeout allows that to pass the queued timeout, the scheduler would give
+    a healthy task back (and its workload token would expire) while it waits."""
+    from dataops.core.yaml_loader import load_yaml_file
+
+    problems = []
+    for name, env in loaded.config.environments.items():
+        celery = env.airflow.celery
+        if env.airflow.executor != "celery" or celery is None or not celery.queue_ahead:
+            continue
+        needed = celery.queue_ahead * spec.timeout_minutes * 60 + QUEUED_MARGIN_SECONDS
+        if needed <= celery.task_queued_timeout_seconds:
+            continue
+        document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
+        key = ("timeout_minutes",) if "timeout_minutes" in document.data else ("pipeline",)
+        at = loaded.document.where(("environments", name, "airflow", "celery"))
+        problems.append(
+            f"{document.where(key)}: timeout_minutes: a task may run {spec.timeout_minutes} "
+            f"min, so with {name}'s celery.queue_ahead: {celery.queue_ahead} a task queued "
+            f"behind it may wait {needed} s, past {name}'s task_queued_timeout_seconds: "
+            f"{celery.task_queued_timeout_seconds} ({at}), and the scheduler would give it back; "
+            f"raise task_queued_timeout_seconds to at least {needed}, lower the timeout, or set "
+            "queue_ahead: 0"
+        )
+    return problems

@@ -105,6 +105,15 @@ class CeleryConfig(_Strict):
     # Seconds without a heartbeat after which the scheduler fails a task whose worker died
     # (machine lost, SIGKILL) and retries it on a live worker (Airflow's default is 300).
     task_heartbeat_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 90
+    # Tasks per worker slot the scheduler hands to Redis ahead of a free slot, so a worker
+    # starts its next task as soon as one ends instead of waiting for the scheduler to read the
+    # result and queue another (about 1 s per task). 0: one task per slot, as Airflow's own
+    # setup. A task waiting there counts against `task_queued_timeout_seconds`.
+    queue_ahead: Annotated[int, Field(ge=0, le=4)] = 1
+    # Seconds a task may stay queued before the scheduler gives it back (and the lifetime of
+    # its workload token): with queue_ahead N, at least N times the longest task timeout of
+    # the pipelines plus 10 minutes (`dataops validate` checks it). Airflow's default is 600.
+    task_queued_timeout_seconds: Annotated[int, Field(ge=600, le=7 * 24 * 3600)] = 3600
 
     @model_validator(mode="after")
     def _unique_workers(self) -> CeleryConfig:

@@ -97,7 +97,9 @@ def values(env: str, config: EnvironmentConfig, toolkit_version: str) -> dict[st
             "visibility_timeout": celery.visibility_timeout_seconds
         }
         document["config"]["scheduler"] = {
-            "task_instance_heartbeat_timeout": celery.task_heartbeat_timeout_seconds
+            "task_instance_heartbeat_timeout": celery.task_heartbeat_timeout_seconds,
+            # The chart's parallelism (32) is above its workers' slots: tasks wait in Redis.
+            "task_queued_timeout": celery.task_queued_timeout_seconds,
         }
     else:
         document["redis"] = {"enabled": False}

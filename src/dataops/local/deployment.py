@@ -156,10 +156,15 @@ class AirflowDeployment(Service):
 
     @property
     def parallelism(self) -> int:
-        if self.celery is not None:  # every worker's slots
-            return sum(self.worker_slots(w.concurrency) for w in self.celery.workers)
+        if self.celery is not None:  # every worker's slots, and the tasks queued ahead of them
+            return self.celery_slots * (1 + self.celery.queue_ahead)
         value = self.settings.parallelism
         return host_parallelism(self.deployments) if value == "auto" else int(value)
+
+    @property
+    def celery_slots(self) -> int:
+        workers = self.celery.workers if self.celery else []
+        return sum(self.worker_slots(w.concurrency) for w in workers)
 
     def worker_slots(self, concurrency: object) -> int:
         workers = len(self.celery.workers) if self.celery else 1
@@ -172,7 +177,8 @@ class AirflowDeployment(Service):
             return f"LocalExecutor, parallelism {self.parallelism}"
         return (
             f"CeleryExecutor, {len(self.celery.workers)} worker(s), "
-            f"{self.parallelism} slot(s), broker 127.0.0.1:{self.celery.broker_port}"
+            f"{self.celery_slots} slot(s), {self.parallelism - self.celery_slots} queued ahead, "
+            f"broker 127.0.0.1:{self.celery.broker_port}"
         )
 
     def metadata_uri(self, scheme: str) -> str:
@@ -191,7 +197,13 @@ class AirflowDeployment(Service):
     def heartbeat_setting(self) -> str:
         if self.celery is None:
             return ""
-        return f"task_instance_heartbeat_timeout = {self.celery.task_heartbeat_timeout_seconds}\n"
+        celery = self.celery
+        return (
+            f"task_instance_heartbeat_timeout = {celery.task_heartbeat_timeout_seconds}\n"
+            "# A task queued ahead in Redis waits for a slot (celery.queue_ahead); this also sets\n"
+            "# the lifetime of its workload token.\n"
+            f"task_queued_timeout = {celery.task_queued_timeout_seconds}\n"
+        )
 
     def celery_config(self) -> str:
         """The [celery] sections of a CeleryExecutor deployment: its own Redis broker (with
