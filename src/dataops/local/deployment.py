@@ -303,11 +303,11 @@ standalone_dag_processor = True
 max_dagruns_per_loop_to_schedule = 256
 {self.heartbeat_setting()}
 [workers]
-# A task's supervisor notices that the task process exited only when its wait ends, and it waits
-# up to this many seconds: Airflow's default of 5 held about a third of the tasks here 5 s past
-# their end before the next could start (bench/bench_task_handoff.py). 1 costs one heartbeat a
-# second per running task.
-min_heartbeat_interval = 1
+# Seconds between a running task's heartbeats (Airflow's default). Airflow's own supervisor also
+# noticed a task's exit only when such a wait ended; dataops.airflow.supervision (installed by
+# the executor and the Celery config above) notices it within 10 ms, so the interval no longer
+# holds a slot past a task's end, and 1 s only cost the API server a request a second per task.
+min_heartbeat_interval = 5
 
 [logging]
 base_log_folder = {self.home / "logs"}
