@@ -83,3 +83,23 @@ def test_a_registry_without_a_login_never_makes_a_second_client(
     op._login_if_pulling()
     assert engine.hooks == []  # not even the check: DockerOperator.execute makes the client
     assert op.cli.login is None and engine.hooks == [None]
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_the_provider_execute_gets_the_client_the_image_needs(
+    monkeypatch: pytest.MonkeyPatch, local: bool
+) -> None:
+    """Through the operator's own execute path: DockerOperator.execute (which pulls when the
+    engine lacks the image) runs with the logged-in client exactly when the image is missing."""
+    engine = Engine([IMAGE] if local else [])
+    monkeypatch.setattr(provider, "DockerHook", fake_hook(engine))
+    seen: list[str | None] = []
+
+    def execute(self: TaskContainerOperator, context: Any) -> str:
+        seen.append(self.cli.login)
+        return '{"step": "load"}'
+
+    monkeypatch.setattr(provider.DockerOperator, "execute", execute)
+    op = operator(docker_conn_id="registry_prod")
+    assert op._execute({}) == '{"step": "load"}'
+    assert seen == [None if local else "registry_prod"]

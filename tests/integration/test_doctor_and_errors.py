@@ -127,16 +127,21 @@ def test_validate_reports_a_bad_spec_with_file_line_and_field(tmp_path: Path) ->
     assert "ok dags/pipelines/flights.yml" in result.stdout
 
 
-def test_validate_refuses_a_task_timeout_a_task_queued_ahead_could_outwait(
-    tmp_path: Path,
-) -> None:
+def project_copy(dest: Path) -> None:
+    """What `dataops validate` reads of the project, copied to `dest`."""
     import shutil
 
     for name in ("dataops.yml", "dbt_project", "migrations"):
         source = ROOT / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
-        copy(source, tmp_path / name)
-    shutil.copytree(ROOT / "dags", tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+        copy(source, dest / name)
+    shutil.copytree(ROOT / "dags", dest / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def test_validate_refuses_a_task_timeout_a_task_queued_ahead_could_outwait(
+    tmp_path: Path,
+) -> None:
+    project_copy(tmp_path)
     spec = tmp_path / "dags" / "pipelines" / "flights.yml"
     spec.write_text(spec.read_text().replace("timeout_minutes: 20", "timeout_minutes: 120"))
     result = run_dataops("validate", config=tmp_path / "dataops.yml")
@@ -144,8 +149,9 @@ def test_validate_refuses_a_task_timeout_a_task_queued_ahead_could_outwait(
     line = spec.read_text().splitlines().index("timeout_minutes: 120") + 1
     assert (
         f"dags/pipelines/flights.yml:{line}:18: timeout_minutes: a task may run 120 min, so "
-        "with staging's celery.queue_ahead: 1 a task queued behind it may wait 7800 s, past "
-        f"staging's task_queued_timeout_seconds: 3600 ({tmp_path / 'dataops.yml'}:" in result.stderr
+        "in staging (queue_ahead: 1, 2 slot(s)) a task of queue 'default' may wait queued up "
+        "to 7800 s (with 600 s to spare), past staging's task_queued_timeout_seconds: 3600 "
+        f"({tmp_path / 'dataops.yml'}:" in result.stderr
     )
     assert "raise task_queued_timeout_seconds to at least 7800" in result.stderr
     assert result.stderr.count("error:") == 1  # dev and prod (LocalExecutor) queue nothing ahead
@@ -163,13 +169,7 @@ def test_validate_refuses_a_task_timeout_a_task_queued_ahead_could_outwait(
 
 
 def test_validate_refuses_a_queue_no_celery_worker_serves(tmp_path: Path) -> None:
-    import shutil
-
-    for name in ("dataops.yml", "dbt_project", "migrations"):
-        source = ROOT / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy
-        copy(source, tmp_path / name)
-    shutil.copytree(ROOT / "dags", tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    project_copy(tmp_path)
     spec = tmp_path / "dags" / "pipelines" / "flights.yml"
     spec.write_text(spec.read_text().replace("queue: {load: heavy}", "queue: {load: gpu}"))
     result = run_dataops("validate", config=tmp_path / "dataops.yml")

@@ -8,6 +8,7 @@ warehouse_dev. Another session holds the publish lock, as a step of another pipe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -25,6 +26,7 @@ from tests.integration.conftest import dev_warehouse
 pytestmark = pytest.mark.integration
 
 MONTH = "2024-05-01T00:00:00+00:00"
+JUNE = "2024-06-01T00:00:00+00:00"
 
 
 @pytest.fixture
@@ -62,6 +64,14 @@ def lock_holders(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def waiting_for_lock(conn: psycopg.Connection, pipeline: str) -> bool:
+    waiting = conn.execute(
+        "select wait_event_type from pg_stat_activity where application_name = %s",
+        (f"dataops-dbt-{pipeline}",),
+    ).fetchall()
+    return waiting == [("Lock",)]
+
+
 def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
     conn: psycopg.Connection,
     names: tuple[str, str],
@@ -69,12 +79,19 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipeline, schema = names
-    conn.execute(
-        "insert into dataops.load_audit (pipeline, target, interval_start, interval_end, batch,"
-        " mode, rows, sha256, started_at, duration_ms)"
-        " values (%s, 'raw.t', %s, %s, 'b', 'replace_partition', 1, 'x', now(), 1)",
-        (pipeline, MONTH, MONTH),
-    )
+
+    def load(month: str) -> int:
+        row = conn.execute(
+            "insert into dataops.load_audit (pipeline, target, interval_start, interval_end,"
+            " batch, mode, rows, sha256, started_at, duration_ms)"
+            " values (%s, 'raw.t', %s, %s, 'b', 'replace_partition', 1, 'x', now(), 1)"
+            " returning id",
+            (pipeline, month, month),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    load(MONTH)
     manifest = tmp_path / "state" / "manifest.json"
     manifest.parent.mkdir()
     manifest.write_text(json.dumps({"nodes": {}}))
@@ -94,7 +111,7 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
     monkeypatch.setattr(step, "_prepare", prepare)
     monkeypatch.setattr(step, "_run_in_process", build)
 
-    def run() -> step.TransformResult:
+    def run(month: str = MONTH) -> step.TransformResult:
         return step.transform(
             "t+",
             "dev",
@@ -102,7 +119,7 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
             project_dir=tmp_path,
             state_manifest=manifest,
             work_dir=tmp_path / "work",
-            interval_start=MONTH,
+            interval_start=month,
         )
 
     results: list[step.TransformResult] = []
@@ -114,11 +131,7 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
         time.sleep(2)
         # dbt is loaded while the other session holds the lock; the build waits for it.
         assert [name for name, _ in calls] == ["prepare"], calls
-        waiting = conn.execute(
-            "select wait_event_type from pg_stat_activity where application_name = %s",
-            (f"dataops-dbt-{pipeline}",),
-        ).fetchall()
-        assert waiting == [("Lock",)], waiting
+        assert waiting_for_lock(conn, pipeline)
         released = time.monotonic()
         other.execute("select pg_advisory_unlock(%s)", (step.PUBLISH_LOCK,))
         worker.join(30)
@@ -140,4 +153,24 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
         again.join(30)
         assert not alive, "a step of a published interval waited for the lock"
         assert calls == [] and results[1].coalesced is not None and results[1].published == []
+
+        # June is not published when its step starts: it loads dbt and waits. Meanwhile a build
+        # that read June's load publishes it: under the lock the step sees that and ends
+        # without building.
+        june = load(JUNE)
+        other.execute("select pg_advisory_lock(%s)", (step.PUBLISH_LOCK,))
+        calls.clear()
+        third = threading.Thread(target=lambda: results.append(run(JUNE)))
+        third.start()
+        deadline = time.monotonic() + 30
+        while not waiting_for_lock(conn, pipeline):
+            assert time.monotonic() < deadline and third.is_alive(), calls
+            time.sleep(0.1)
+        key = ("t+", hashlib.sha256(manifest.read_bytes()).hexdigest(), "dev")
+        step.record_publish(other, pipeline, key, june, [f"{schema}.t"])
+        other.execute("select pg_advisory_unlock(%s)", (step.PUBLISH_LOCK,))
+        third.join(30)
+        assert not third.is_alive()
+        assert [name for name, _ in calls] == ["prepare"]  # loaded, never built
+        assert results[2].coalesced is not None and results[2].published == []
     assert lock_holders(conn) == 0

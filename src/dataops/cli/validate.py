@@ -41,6 +41,7 @@ def validate(ctx: Context) -> None:
     }
     dags = loaded.root / "dags"
     specs = spec_files(dags / "pipelines")
+    loaded_specs: list[tuple[Path, Any]] = []
     for path in specs:
         try:
             spec = load_spec(path)
@@ -57,13 +58,14 @@ def validate(ctx: Context) -> None:
                 f"{', '.join(sorted(served[env]))}); add it to a worker's queues or change "
                 "the spec's queue"
             )
-        problems += _queued_timeout_problems(loaded, spec, path)
+        loaded_specs.append((path, spec))
         stub = dags / f"pipeline_{spec.pipeline}.py"
         if not stub.exists():
             problems.append(f"dags/pipelines/{path.name}: no DAG stub dags/{stub.name}")
             continue
         target = f"{spec.target.table} ({spec.target.mode.value})"
         ctx.console.print(f"[green]ok[/] dags/pipelines/{path.name}: {target}")
+    problems += _queued_timeout_problems(loaded, loaded_specs)
     names = {p.stem for p in specs}
     for stub in sorted(dags.glob("pipeline_*.py")):
         name = stub.stem.removeprefix("pipeline_")
@@ -128,33 +130,66 @@ def register(group: click.Group) -> None:
     group.add_command(validate)
 
 
-# What a task queued ahead may wait on top of the tasks ahead of it (Airflow's own default).
+# What a queued task may wait on top of the tasks ahead of it (Airflow's own default).
 QUEUED_MARGIN_SECONDS = 600
 
 
-def _queued_timeout_problems(loaded: Any, spec: Any, path: Path) -> list[str]:
-    """A task queued ahead in Redis waits for up to `queue_ahead` tasks per slot to end: when
-    the pipeline's task timeout allows that to pass the queued timeout, the scheduler would give
-    a healthy task back (and its workload token would expire) while it waits."""
-    from dataops.core.yaml_loader import load_yaml_file
+def _local(url: str) -> bool:
+    return url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
 
+
+def queued_wait_seconds(celery: Any, slots: dict[str, int], longest_seconds: int) -> dict[str, int]:
+    """The longest a task of each queue may wait queued: the scheduler queues up to
+    `parallelism` (every slot times 1 + queue_ahead) tasks, so behind the slots that serve a
+    queue wait the rest, one round of the longest task for each time those slots are full, plus
+    the margin. `slots` maps each worker to its task slots."""
+    total = sum(slots.values())
+    parallelism = total * (1 + celery.queue_ahead)
+    waits = {}
+    for queue in sorted(celery.queues):
+        serving = sum(slots[w.name] for w in celery.workers if queue in w.queues)
+        rounds = -(-(parallelism - serving) // serving)  # ceil
+        if rounds > 0:
+            waits[queue] = rounds * longest_seconds + QUEUED_MARGIN_SECONDS
+    return waits
+
+
+def _queued_timeout_problems(loaded: Any, specs: list[tuple[Path, Any]]) -> list[str]:
+    """A task waiting queued behind others past `task_queued_timeout_seconds` is given back by
+    the scheduler (and failed after its retries) although it is healthy: refuse a longest task
+    timeout that allows it, in each Celery environment."""
+    from dataops.core.yaml_loader import load_yaml_file
+    from dataops.local.deployment import worker_concurrency
+
+    if not specs:
+        return []
+    path, spec = max(specs, key=lambda item: item[1].timeout_minutes)
+    environments = loaded.config.environments
+    hosted = sum(1 for env in environments.values() if _local(env.airflow.url)) or 1
     problems = []
-    for name, env in loaded.config.environments.items():
+    for name, env in environments.items():
         celery = env.airflow.celery
-        if env.airflow.executor != "celery" or celery is None or not celery.queue_ahead:
+        if env.airflow.executor != "celery" or celery is None:
             continue
-        needed = celery.queue_ahead * spec.timeout_minutes * 60 + QUEUED_MARGIN_SECONDS
-        if needed <= celery.task_queued_timeout_seconds:
+        auto = worker_concurrency(hosted, len(celery.workers))
+        slots = {
+            w.name: auto if w.concurrency == "auto" else int(w.concurrency) for w in celery.workers
+        }
+        waits = queued_wait_seconds(celery, slots, spec.timeout_minutes * 60)
+        late = {q: wait for q, wait in waits.items() if wait > celery.task_queued_timeout_seconds}
+        if not late:
             continue
+        queue, needed = max(late.items(), key=lambda item: item[1])
         document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
         key = ("timeout_minutes",) if "timeout_minutes" in document.data else ("pipeline",)
         at = loaded.document.where(("environments", name, "airflow", "celery"))
         problems.append(
             f"{document.where(key)}: timeout_minutes: a task may run {spec.timeout_minutes} "
-            f"min, so with {name}'s celery.queue_ahead: {celery.queue_ahead} a task queued "
-            f"behind it may wait {needed} s, past {name}'s task_queued_timeout_seconds: "
-            f"{celery.task_queued_timeout_seconds} ({at}), and the scheduler would give it back; "
-            f"raise task_queued_timeout_seconds to at least {needed}, lower the timeout, or set "
-            "queue_ahead: 0"
+            f"min, so in {name} (queue_ahead: {celery.queue_ahead}, {sum(slots.values())} "
+            f"slot(s)) a task of queue {queue!r} may wait queued up to {needed} s (with 600 s "
+            f"to spare), past {name}'s task_queued_timeout_seconds: "
+            f"{celery.task_queued_timeout_seconds} ({at}), and the scheduler would give it "
+            f"back; raise task_queued_timeout_seconds to at least {needed}, lower the timeout, "
+            "queue fewer tasks ahead (queue_ahead), or let more workers serve that queue"
         )
     return problems

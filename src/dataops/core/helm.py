@@ -98,7 +98,8 @@ def values(env: str, config: EnvironmentConfig, toolkit_version: str) -> dict[st
         }
         document["config"]["scheduler"] = {
             "task_instance_heartbeat_timeout": celery.task_heartbeat_timeout_seconds,
-            # The chart's parallelism (32) is above its workers' slots: tasks wait in Redis.
+            # Tasks the chart's scheduler queues beyond its workers' free slots wait in Redis
+            # (its parallelism is the chart's own; queue_ahead applies to `dataops up` only).
             "task_queued_timeout": celery.task_queued_timeout_seconds,
         }
     else:
