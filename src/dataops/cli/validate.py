@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dataops.cli.context import Context, pass_context
 from dataops.errors import ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    from dataops.core.config import CeleryConfig
 
 
 @click.command()
@@ -134,17 +137,14 @@ def register(group: click.Group) -> None:
 QUEUED_MARGIN_SECONDS = 600
 
 
-def _local(url: str) -> bool:
-    return url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
-
-
-def queued_wait_seconds(celery: Any, slots: dict[str, int], longest_seconds: int) -> dict[str, int]:
+def queued_wait_seconds(
+    celery: CeleryConfig, slots: dict[str, int], longest_seconds: int
+) -> dict[str, int]:
     """The longest a task of each queue may wait queued: the scheduler queues up to
     `parallelism` (every slot times 1 + queue_ahead) tasks, so behind the slots that serve a
     queue wait the rest, one round of the longest task for each time those slots are full, plus
     the margin. `slots` maps each worker to its task slots."""
-    total = sum(slots.values())
-    parallelism = total * (1 + celery.queue_ahead)
+    parallelism = celery.scheduler_parallelism(sum(slots.values()))
     waits = {}
     for queue in sorted(celery.queues):
         serving = sum(slots[w.name] for w in celery.workers if queue in w.queues)
@@ -159,22 +159,19 @@ def _queued_timeout_problems(loaded: Any, specs: list[tuple[Path, Any]]) -> list
     the scheduler (and failed after its retries) although it is healthy: refuse a longest task
     timeout that allows it, in each Celery environment."""
     from dataops.core.yaml_loader import load_yaml_file
-    from dataops.local.deployment import worker_concurrency
+    from dataops.local.deployment import celery_worker_slots, hosted_here
 
     if not specs:
         return []
     path, spec = max(specs, key=lambda item: item[1].timeout_minutes)
     environments = loaded.config.environments
-    hosted = sum(1 for env in environments.values() if _local(env.airflow.url)) or 1
+    hosted = sum(1 for env in environments.values() if hosted_here(env.airflow.url)) or 1
     problems = []
     for name, env in environments.items():
         celery = env.airflow.celery
         if env.airflow.executor != "celery" or celery is None:
             continue
-        auto = worker_concurrency(hosted, len(celery.workers))
-        slots = {
-            w.name: auto if w.concurrency == "auto" else int(w.concurrency) for w in celery.workers
-        }
+        slots = celery_worker_slots(celery, hosted)
         waits = queued_wait_seconds(celery, slots, spec.timeout_minutes * 60)
         late = {q: wait for q, wait in waits.items() if wait > celery.task_queued_timeout_seconds}
         if not late:

@@ -127,6 +127,11 @@ class CeleryConfig(_Strict):
     def queues(self) -> set[str]:
         return {q for w in self.workers for q in w.queues}
 
+    def scheduler_parallelism(self, slots: int) -> int:
+        """`[core] parallelism` for workers with `slots` task slots in all: each slot's task
+        and the `queue_ahead` tasks per slot waiting in Redis."""
+        return slots * (1 + self.queue_ahead)
+
 
 class AirflowConfig(_Strict):
     """The environment's own Airflow deployment: its API/UI address and admin login."""

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from dataops.core.config import CeleryConfig
 from dataops.core.progress import Report
 from dataops.errors import NotReadyError
 from dataops.local.host import require_free_port
@@ -57,6 +58,19 @@ def worker_concurrency(deployments: int, workers: int) -> int:
     """Task slots of one Celery worker when `concurrency: auto`: the deployment's share of the
     host (as for LocalExecutor) split among its workers, at least one."""
     return max(1, host_parallelism(deployments) // max(1, workers))
+
+
+def hosted_here(url: str) -> bool:
+    """Whether an Airflow URL is a deployment `dataops up` runs on this host."""
+    return url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
+
+
+def celery_worker_slots(celery: CeleryConfig, deployments: int) -> dict[str, int]:
+    """Each Celery worker's task slots (`concurrency`, or its share of the host for auto)."""
+    auto = worker_concurrency(deployments, len(celery.workers))
+    return {
+        w.name: auto if w.concurrency == "auto" else int(str(w.concurrency)) for w in celery.workers
+    }
 
 
 def connection_uri(scheme: str, user: str, password: str, host: str, port: int, path: str) -> str:
@@ -157,14 +171,15 @@ class AirflowDeployment(Service):
     @property
     def parallelism(self) -> int:
         if self.celery is not None:  # every worker's slots, and the tasks queued ahead of them
-            return self.celery_slots * (1 + self.celery.queue_ahead)
+            return self.celery.scheduler_parallelism(self.celery_slots)
         value = self.settings.parallelism
         return host_parallelism(self.deployments) if value == "auto" else int(value)
 
     @property
     def celery_slots(self) -> int:
-        workers = self.celery.workers if self.celery else []
-        return sum(self.worker_slots(w.concurrency) for w in workers)
+        if self.celery is None:
+            return 0
+        return sum(celery_worker_slots(self.celery, self.deployments).values())
 
     def worker_slots(self, concurrency: object) -> int:
         workers = len(self.celery.workers) if self.celery else 1

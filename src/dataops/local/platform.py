@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from dataops.core.progress import Report
 from dataops.local.base_image import BaseImage, ensure_base_image
-from dataops.local.deployment import AirflowDeployment
+from dataops.local.deployment import AirflowDeployment, hosted_here
 from dataops.local.docker_engine import DockerEngine
 from dataops.local.host import ensure_python_packages, install_packages, missing_packages
 from dataops.local.postgres import Postgres
@@ -40,11 +40,7 @@ class LocalPlatform:
             for env in project.environments()
             if env.config.registry.host in ("127.0.0.1", "localhost")
         ]
-        local = [
-            env
-            for env in project.environments()
-            if env.config.airflow.url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
-        ]
+        local = [env for env in project.environments() if hosted_here(env.config.airflow.url)]
         # Each Celery deployment's own broker (its Redis), up before the deployment.
         self.brokers = [
             RedisServer(env) for env in local if env.config.airflow.executor == "celery"
