@@ -119,7 +119,8 @@ def ensure_python_packages(root: Path, report: Report) -> bool:
         )
     report(f"installing the locked Python packages into {sys.prefix} (uv pip sync)")
     for argv in (
-        [uv, "pip", "sync", "-q", "--python", sys.executable, str(lock)],
+        # Byte-compiled at install (see infra/bootstrap.sh).
+        [uv, "pip", "sync", "-q", "--compile-bytecode", "--python", sys.executable, str(lock)],
         [uv, "pip", "install", "-q", "--python", sys.executable, "--no-deps", "-e", str(root)],
     ):
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
