@@ -127,6 +127,22 @@ class ImageBuilder:
             files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
         return files
 
+    def dbt_settings(self) -> str:
+        """The settings of dataops.yml's `dbt:` section that shape the image's build copy (its
+        profile: name, schema, threads, one output per target; the packages mode), so that a
+        change to any of them builds the image again."""
+        config = self.project.config.dbt
+        return json.dumps(
+            {
+                "profile": config.profile,
+                "schema": config.target_schema,
+                "threads": config.threads,
+                "packages": config.packages.value,
+                "targets": targets_of(config, list(self.project.config.environments)),
+            },
+            sort_keys=True,
+        )
+
     def dbt_dir(self) -> Path:
         return self.project.loaded.dbt_dir
 
@@ -163,6 +179,8 @@ class ImageBuilder:
         if base is None:
             raise NotReadyError(f"base image {self.base} is missing", "dataops images base")
         digest.update(f"base {base[0]}\npins\n{pins}\n".encode())
+        if name == "transform":
+            digest.update(f"dbt-settings {self.dbt_settings()}\n".encode())
         for label, path in self._inputs(name, pins):
             digest.update(
                 f"file {label} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()

@@ -1,0 +1,63 @@
+"""The transform image's content key covers the `dbt:` settings its build copy is made of.
+
+The image carries the profile the toolkit writes (threads, schema, one output per target) and
+the manifests parsed with it. A key of the project's files alone kept the old image, with the
+old threads or targets, after `dbt:` in dataops.yml changed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dataops.core.config import load_config
+from dataops.delivery import images
+from dataops.project.environment import Project
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dataops.yml", "requirements.lock"):
+        shutil.copy(ROOT / name, project / name)
+    ignore = shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages")
+    for name in ("images", "src", "dbt_project"):
+        shutil.copytree(ROOT / name, project / name, ignore=ignore)
+    monkeypatch.setenv("DATAOPS_STATE_DIR", str(tmp_path / "state"))
+    # The base image's id is part of every key; a fixed one stands in for the engine's.
+    monkeypatch.setattr(images, "image_inspect", lambda name: ("sha256:" + "b" * 64, "test"))
+    return project
+
+
+def keys(project: Path, **settings: str) -> dict[str, str]:
+    """The images' keys with dataops.yml's `dbt:` section made of `settings`."""
+    config = project / "dataops.yml"
+    text = config.read_text()
+    start = text.index("\ndbt:")
+    end = text.index("\n\n", start)
+    lines = "".join(f"\n  {key}: {value}" for key, value in settings.items())
+    config.write_text(text[:start] + "\ndbt:\n  project_dir: dbt_project" + lines + text[end:])
+    builder = images.ImageBuilder(Project.of(load_config(config)), lambda message: None)
+    return {name: builder.content_hash(name, "") for name in ("extract", "transform")}
+
+
+def test_a_changed_dbt_setting_changes_the_transform_key_only(tree: Path) -> None:
+    default = keys(tree)
+    assert keys(tree) == default  # the same settings, the same keys
+    for setting in (
+        {"threads": "4"},
+        {"schema": "reporting"},
+        {"targets": "{prod: production}"},
+        {"profile": "acme_warehouse"},
+        {"packages": "vendored"},
+    ):
+        changed = keys(tree, **setting)
+        assert changed["transform"] != default["transform"], setting
+        assert changed["extract"] == default["extract"], setting
+    # Explicit values equal to the defaults make the same build copy.
+    assert keys(tree, threads="2", schema="analytics", ci_target="ci") == default
