@@ -26,11 +26,12 @@ def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: b
     The tag is a hash of the build inputs (Dockerfile, pinned Python packages, the code and dbt
     project baked in, the base image), so an unchanged image is neither rebuilt nor pushed
     again. With --push, images go to the environment's registry and their digests are recorded
-    in .dataops/builds/ENV.json, which the DAG tasks of that environment run."""
+    in .dataops/builds/ENV.json, which the DAG tasks of that environment run; each image is
+    pushed while the next one builds."""
     import json
     from dataclasses import asdict
 
-    from dataops.delivery.images import ImageBuilder, image_names, record_builds
+    from dataops.delivery.images import ImageBuilder, build_all, image_names, record_builds
 
     project = ctx.project()
     known = image_names(project.root)
@@ -39,12 +40,7 @@ def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: b
         raise click.BadParameter(f"no image folder images/{unknown[0]}/; known: {', '.join(known)}")
     target = ctx.environment(env) if push else None
     builder = ImageBuilder(project, ctx.report)
-    results = []
-    for name in names or known:
-        image = builder.build(name)
-        if target is not None:
-            image = builder.push(image, target)
-        results.append(image)
+    results = build_all(builder, list(names or known), target)
     record = record_builds(target, results) if target is not None else None
     if as_json:
         click.echo(

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,6 +324,20 @@ class ImageBuilder:
         return ImageBuild(
             **{**asdict(image), "pushed": True, "repository": repository, "digest": match.group(1)}
         )
+
+
+def build_all(
+    builder: ImageBuilder, names: list[str], target: Environment | None
+) -> list[ImageBuild]:
+    """Build `names` in turn and, with a `target`, push each to its registry while the next
+    one builds (one push at a time, in order): a push is mostly the engine compressing and
+    sending layers, a build mostly the build's own work. Returns when every push is done; a
+    failed build or push raises after the pushes already started have finished."""
+    if target is None:
+        return [builder.build(name) for name in names]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push") as pushes:
+        pending = [pushes.submit(builder.push, builder.build(name), target) for name in names]
+        return [push.result() for push in pending]
 
 
 def record_builds(env: Environment, builds: list[ImageBuild]) -> Path:
