@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from dataops.project.state import atomic_write
 PLATFORM = "x86_64-manylinux_2_28"
 # The Dockerfile of every image folder that has none of its own (built with TASK=<folder>).
 SHARED_DOCKERFILE = "task.Dockerfile"
+DBT_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "dbt.py"
 PACKAGE_PARTS = ("__init__.py", "errors.py", "py.typed", "core", "task")
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
@@ -121,6 +122,8 @@ class ImageBuilder:
             files.append((f"images/{dockerfile.name}", dockerfile))
         if name == "transform":
             files += self._dbt_inputs()
+            # The code that writes the build copy (profile, macros, packages, manifests).
+            files += [(f"src/dataops/clients/{DBT_CLIENT.name}", DBT_CLIENT)]
         package = self.root / "src" / "dataops"
         for part in PACKAGE_PARTS:
             path = package / part
@@ -139,7 +142,9 @@ class ImageBuilder:
                 "schema": config.target_schema,
                 "threads": config.threads,
                 "packages": config.packages.value,
-                "targets": targets_of(config, list(self.project.config.environments)),
+                # In order: the first is the profile's default target, the one the
+                # manifests are parsed with.
+                "targets": list(targets_of(config, list(self.project.config.environments)).items()),
             },
             sort_keys=True,
         )
@@ -331,13 +336,22 @@ def build_all(
 ) -> list[ImageBuild]:
     """Build `names` in turn and, with a `target`, push each to its registry while the next
     one builds (one push at a time, in order): a push is mostly the engine compressing and
-    sending layers, a build mostly the build's own work. Returns when every push is done; a
-    failed build or push raises after the pushes already started have finished."""
+    sending layers, a build mostly the build's own work. Returns when every push is done. A
+    failed push stops the builds that follow; a failed or interrupted build cancels the pushes
+    not yet started and raises once the running one has finished."""
     if target is None:
         return [builder.build(name) for name in names]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push") as pushes:
-        pending = [pushes.submit(builder.push, builder.build(name), target) for name in names]
+    pushes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+    pending: list[Future[ImageBuild]] = []
+    try:
+        for name in names:
+            failed = next((p for p in pending if p.done() and p.exception() is not None), None)
+            if failed is not None:
+                failed.result()  # raises the push's own error, before another build
+            pending.append(pushes.submit(builder.push, builder.build(name), target))
         return [push.result() for push in pending]
+    finally:
+        pushes.shutdown(wait=True, cancel_futures=True)
 
 
 def record_builds(env: Environment, builds: list[ImageBuild]) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,30 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
 
 
 def ensure_base_image(
-    config: BaseImageConfig, state: StateDir, report: Report, *, force: bool = False
+    config: BaseImageConfig,
+    state: StateDir,
+    report: Report,
+    *,
+    force: bool = False,
+    cancelled: threading.Event | None = None,
 ) -> BaseImage:
+    """The base image, made when missing. `cancelled` (set by a caller that runs this in a
+    thread and was interrupted) stops it before each step that starts something new."""
+
+    def check() -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise KeyboardInterrupt("interrupted: the base image was not made")
+
     existing = image_inspect(config.name)
     if existing and not force:
         return BaseImage(config.name, existing[0], existing[1], changed=False)
     if config.upstream:
+        check()
         report(f"pulling {config.upstream}")
         pulled = docker("pull", config.upstream, timeout=600)
+        # A pull killed by the terminal's Ctrl-C (same process group) is not "unreachable".
+        if pulled.returncode < 0 or pulled.returncode == 130:
+            raise KeyboardInterrupt(f"docker pull {config.upstream} was interrupted")
         if pulled.returncode == 0:
             source = f"upstream:{config.upstream}"
             # Re-label on top of the pulled image so `inspect` can tell where it came from.
@@ -71,6 +88,7 @@ def ensure_base_image(
                 return BaseImage(config.name, image[0], source, changed=True)
         reason = (pulled.stderr.strip().splitlines() or ["no answer"])[-1]
         report(f"upstream not reachable ({reason}); bootstrapping the base image offline")
+    check()
     return _bootstrap(config, state, report)
 
 

@@ -122,6 +122,8 @@ def ensure_python_packages(root: Path, report: Report) -> bool:
         # Byte-compiled at install (see infra/bootstrap.sh).
         [uv, "pip", "sync", "-q", "--compile-bytecode", "--python", sys.executable, str(lock)],
         [uv, "pip", "install", "-q", "--python", sys.executable, "--no-deps", "-e", str(root)],
+        # The toolkit's own modules (editable, outside site-packages) too.
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", str(root / "src" / "dataops")],
     ):
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:

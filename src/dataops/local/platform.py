@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -117,15 +118,26 @@ class LocalPlatform:
         # base image (only image builds need it: a task pulls its image, layers and all, from
         # the registry) is made beside them, so an offline bootstrap (debootstrap, about 35 s
         # of downloads) overlaps their migrations and start; `up` returns after both.
+        cancelled = threading.Event()  # set when this thread is interrupted or fails
         with ThreadPoolExecutor(max_workers=len(deployments) + 1) as pool:
             base = (
                 pool.submit(
-                    ensure_base_image, self.project.config.platform.base_image, self.state, report
+                    ensure_base_image,
+                    self.project.config.platform.base_image,
+                    self.state,
+                    report,
+                    cancelled=cancelled,
                 )
                 if deployments and base_image
                 else None
             )
-            done = list(pool.map(lambda d: d.up(report), deployments))
+            try:
+                done = list(pool.map(lambda d: d.up(report), deployments))
+            except BaseException:
+                # Ctrl-C or a deployment that failed: the base image starts nothing new
+                # (a pull the terminal's Ctrl-C killed does not turn into a bootstrap).
+                cancelled.set()
+                raise
             if base is not None:
                 image = base.result()
                 if image.changed:

@@ -69,3 +69,61 @@ def test_without_a_target_nothing_is_pushed() -> None:
     results = build_all(builder, ["extract"], None)  # type: ignore[arg-type]
     assert [r.pushed for r in results] == [False]
     assert builder.events == ["built extract"]
+
+
+class FailingPush(StandIn):
+    """The first push fails at once; the second build waits until it has."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        self.first_push_over = threading.Event()
+
+    def build(self, name: str) -> ImageBuild:
+        if name == NAMES[1]:
+            self.first_push_over.wait(5)
+        return super().build(name)
+
+    def push(self, image: ImageBuild, env: Any) -> ImageBuild:
+        try:
+            if image.name == NAMES[0]:
+                raise DataOpsError(f"image {image.name}: docker push to {env} failed")
+            return super().push(image, env)
+        finally:
+            self.first_push_over.set()
+
+
+def test_a_failed_push_stops_the_builds_that_follow() -> None:
+    builder = FailingPush(NAMES)
+    with pytest.raises(DataOpsError, match="image extract: docker push"):
+        build_all(builder, NAMES, "dev")  # type: ignore[arg-type]
+    # load was built while extract's push ran; nothing was built after the push had failed.
+    assert "built transform" not in builder.events
+
+
+class InterruptedBuild(StandIn):
+    """Ctrl-C in the third build while the first push still runs and the second is queued."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        self.release = threading.Event()
+
+    def build(self, name: str) -> ImageBuild:
+        if name == NAMES[2]:
+            threading.Timer(0.3, self.release.set).start()  # the running push ends later
+            raise KeyboardInterrupt
+        return super().build(name)
+
+    def push(self, image: ImageBuild, env: Any) -> ImageBuild:
+        if image.name == NAMES[0]:
+            self.release.wait(5)
+        self.events.append(f"pushed {image.name} to {env}")
+        return image
+
+
+def test_an_interrupted_build_cancels_the_pushes_not_yet_started() -> None:
+    builder = InterruptedBuild(NAMES)
+    with pytest.raises(KeyboardInterrupt):
+        build_all(builder, NAMES, "dev")  # type: ignore[arg-type]
+    # The running push finished (build_all waited for it); the queued one never started.
+    assert "pushed extract to dev" in builder.events
+    assert "pushed load to dev" not in builder.events

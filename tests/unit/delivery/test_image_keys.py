@@ -61,3 +61,25 @@ def test_a_changed_dbt_setting_changes_the_transform_key_only(tree: Path) -> Non
         assert changed["extract"] == default["extract"], setting
     # Explicit values equal to the defaults make the same build copy.
     assert keys(tree, threads="2", schema="analytics", ci_target="ci") == default
+
+
+def test_the_order_of_environments_is_part_of_the_transform_key(tree: Path) -> None:
+    """The first environment's target is the profile's default, the one the image's manifests
+    are parsed with: another order is another image."""
+    import dataclasses
+
+    keys(tree)  # the tree's dataops.yml, as the other test starts from
+    loaded = load_config(tree / "dataops.yml")
+    builder = images.ImageBuilder(Project.of(loaded), lambda message: None)
+    before = builder.content_hash("transform", "")
+    config = loaded.config
+    reordered = config.model_copy(
+        update={"environments": dict(reversed(list(config.environments.items())))}
+    )
+    builder = images.ImageBuilder(
+        Project.of(dataclasses.replace(loaded, config=reordered)), lambda message: None
+    )
+    assert builder.content_hash("transform", "") != before
+    assert builder.content_hash("extract", "") == images.ImageBuilder(
+        Project.of(loaded), lambda message: None
+    ).content_hash("extract", "")

@@ -1,5 +1,8 @@
 """The venv is byte-compiled at install (infra/bootstrap.sh, `dataops up`'s own sync).
 
+The first test checks the venv `make setup` left (the one the suite runs in), the second the
+commands `dataops up` installs with.
+
 Where PYTHONDONTWRITEBYTECODE is set (some CI hosts set it) no process writes a .pyc, so without
 the install-time compile every Airflow process and every CLI command compiles its modules from
 source again: the three deployments took about 60 s to start instead of about 30 s.
@@ -12,6 +15,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 # Prints every imported module whose .py has no up-to-date .pyc next to it (compiled from
 # source in this process), after importing what the CLI, dbt and Airflow's CLI import. The
@@ -57,3 +63,27 @@ def test_installed_modules_are_byte_compiled() -> None:
         f"{len(found['stale'])} module(s) compiled from source (run `make setup`): "
         f"{found['stale'][:20]}"
     )
+
+
+def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataops up` from an environment without Airflow syncs the lock itself: byte-compiled,
+    the toolkit's editable modules included (as infra/bootstrap.sh does)."""
+    from dataops.local import host
+
+    python = tmp_path / "venv" / "bin" / "python"  # a venv without Airflow in it
+    python.parent.mkdir(parents=True)
+    (tmp_path / "requirements.lock").write_text("")
+    ran: list[list[str]] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(host.sys, "executable", str(python))
+    monkeypatch.setattr(host.shutil, "which", lambda *a, **k: "/usr/bin/uv")
+    monkeypatch.setattr(host.subprocess, "run", run)
+    assert host.ensure_python_packages(tmp_path, lambda message: None) is True
+    sync = next(argv for argv in ran if argv[1:3] == ["pip", "sync"])
+    assert "--compile-bytecode" in sync
+    assert [str(python), "-m", "compileall"] == ran[-1][:3]
+    assert Path(ran[-1][-1]) == tmp_path / "src" / "dataops"
