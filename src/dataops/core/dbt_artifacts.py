@@ -34,12 +34,19 @@ def retarget_manifest(manifest: Path, out_dir: Path, database: str) -> Path:
 
     The image's manifest was compiled when the image was built, and the same image runs in
     every environment, each with its own warehouse database; deferred references must resolve
-    in the database this run uses (Postgres cannot read across databases)."""
+    in the database this run uses (Postgres cannot read across databases). A node's
+    `relation_name` (the quoted name dbt renders) is renamed with its database."""
     document = json.loads(manifest.read_text())
     for section in _MANIFEST_SECTIONS:
         for node in (document.get(section) or {}).values():
-            if node.get("database"):
+            old = node.get("database")
+            if old:
                 node["database"] = database
+                name = node.get("relation_name")
+                for prefix in (f'"{old}".', f"{old}."):
+                    if isinstance(name, str) and name.startswith(prefix):
+                        node["relation_name"] = prefix.replace(old, database) + name[len(prefix) :]
+                        break
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "manifest.json"
     target.write_text(json.dumps(document))

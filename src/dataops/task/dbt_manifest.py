@@ -14,16 +14,27 @@ database (`load`), and hands it to dbt (`dbtRunner(manifest=...)`), which then s
 The placeholders are long, fixed identifiers no project uses, so renaming is exact. When the
 project read environment variables while it was parsed (`env_var()` in a model or config) and
 their values differ in the task, the baked manifest is not used: the step parses, as before.
+
+Deferral is baked too. The step defers unselected parents to the published relations of the
+image's own compiled manifest (`--defer --favor-state --state`), which dbt reads from JSON and
+merges into the run's manifest in every task (about 0.3 s, mostly mashumaro generating its
+decoders). That manifest is in the image, so `bake` merges it into each baked manifest the way
+dbt does (`Manifest.merge_from_artifact`: each node's `defer_relation`, its database the
+placeholder) and writes a state directory holding an empty manifest (`defer-baked/`, with the
+sha256 of the manifest it merged). The step hands dbt that directory when it is the same
+manifest: dbt's merge then adds nothing and keeps the baked relations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from dataops.core.dbt_artifacts import retarget_manifest
 from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
 from dataops.task import jinja_cache
 from dataops.task.files import TaskError
@@ -50,6 +61,57 @@ def env_file(state_dir: Path) -> Path:
     return state_dir / "runtime-env.json"
 
 
+def state_manifest(state_dir: Path) -> Path:
+    """The image's compiled manifest, what the step defers to (DATAOPS_DBT_STATE)."""
+    return state_dir / "manifest.json"
+
+
+def defer_dir(state_dir: Path) -> Path:
+    return state_dir / "defer-baked"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _defer_state(state_dir: Path, tmp: Path) -> Any | None:
+    """The image's compiled manifest as dbt loads it for deferral, its database the
+    placeholder; None when the image has none (the step defers at run time, if it can)."""
+    source = state_manifest(state_dir)
+    if not source.exists():
+        return None
+    from dbt.contracts.state import PreviousState
+
+    retargeted = retarget_manifest(source, tmp / "defer-state", PLACEHOLDER_DATABASE)
+    return PreviousState(retargeted.parent, tmp / "target", tmp).manifest
+
+
+def _write_defer_dir(state_dir: Path) -> Path:
+    """A --state directory whose manifest is empty (the baked manifests carry the deferral),
+    and the sha256 of the manifest they merged."""
+    document = json.loads(state_manifest(state_dir).read_text())
+    empty = {k: ({} if isinstance(v, dict) else v) for k, v in document.items()}
+    empty["metadata"] = document.get("metadata", {})
+    out = defer_dir(state_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").write_text(json.dumps(empty))
+    (out / "merged.sha256").write_text(_sha256(state_manifest(state_dir)) + "\n")
+    return out
+
+
+def baked_defer_state(state_dir: Path, state: Path) -> Path | None:
+    """The empty --state directory of a bake that merged `state` (the manifest this run defers
+    to), or None: then dbt reads and merges `state` itself."""
+    out = defer_dir(state_dir)
+    try:
+        merged = (out / "merged.sha256").read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not (out / "manifest.json").exists() or not state.exists() or merged != _sha256(state):
+        return None
+    return out
+
+
 def targets(project_dir: Path) -> list[str]:
     """Every dbt target of the build copy (one per environment, deduplicated)."""
     try:
@@ -60,8 +122,9 @@ def targets(project_dir: Path) -> list[str]:
 
 
 def bake(project_dir: Path, state_dir: Path) -> list[Path]:
-    """Parse the project once per target with the placeholders and save each Manifest, and
-    the compiled Jinja code of their macros and nodes (dataops.task.jinja_cache)."""
+    """Parse the project once per target with the placeholders and save each Manifest, with the
+    deferral to the image's compiled manifest merged in when there is one, and the compiled
+    Jinja code of their macros and nodes (dataops.task.jinja_cache)."""
     from dbt.cli.main import dbtRunner
     from dbt.parser.manifest import extended_mashumaro_encoder
 
@@ -73,6 +136,7 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
         os.environ.update(PROFILE_ENV)
         os.environ.update(DBT_TARGET_PATH=f"{tmp}/target", DBT_LOG_PATH=f"{tmp}/logs")
         try:
+            deferred = _defer_state(state_dir, Path(tmp))
             for target in targets(project_dir):
                 result = dbtRunner().invoke(
                     [
@@ -93,6 +157,8 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
                     raise TaskError(f"dbt parse for target {target} failed: {result.exception}")
                 manifest = result.result
                 used_env.update({k: str(v) for k, v in (manifest.env_vars or {}).items()})
+                if deferred is not None:  # what --defer does at run time, done once here
+                    manifest.merge_from_artifact(other=deferred)
                 path = baked_path(state_dir, target)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(manifest.to_msgpack(extended_mashumaro_encoder))
@@ -100,6 +166,8 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
                 manifests.append(manifest)
             if manifests:  # the Jinja code of their macros and nodes, compiled once here
                 written.append(jinja_cache.bake(manifests, state_dir))
+            if manifests and deferred is not None:
+                written.append(_write_defer_dir(state_dir) / "manifest.json")
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -143,7 +211,12 @@ def load(state_dir: Path, target: str, audit: str, database: str) -> Any | None:
     ]
     for group in groups:
         for node in group.values():
-            for obj in (node, getattr(node, "node_relation", None)):
+            relations = (
+                node,
+                getattr(node, "node_relation", None),
+                getattr(node, "defer_relation", None),
+            )
+            for obj in relations:
                 for name in _FIELDS:
                     value = getattr(obj, name, None) if obj is not None else None
                     if isinstance(value, str):

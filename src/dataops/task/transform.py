@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -327,30 +328,53 @@ class _Baked:
 
     manifest: Any
     templates: int  # baked Jinja code objects installed (dataops.task.jinja_cache)
+    defer_state: Path | None  # the --state of a manifest with the deferral merged in
 
 
-def _prepare(state_dir: Path, target: str, name: str, database: str) -> _Baked | None:
+# Selector methods that read the --state directory beyond deferral (dbt's state comparison,
+# the previous run's results, source freshness): with one of them dbt reads the real state.
+_STATE_METHODS = re.compile(r"(?<![\w.])(state|result|source_status)(\.\w+)*:")
+
+
+def _prepare(
+    state_manifest: Path, target: str, name: str, database: str, select: str
+) -> _Baked | None:
     """dbt imported, the baked manifest of `target` loaded and renamed for this run, and the
     baked Jinja code installed; None when the image has no usable manifest (dbt parses)."""
+    state_dir = state_manifest.parent
     manifest = dbt_manifest.load(state_dir, target, name, database)
     if manifest is None:
         return None
     import dbt.cli.main  # noqa: F401  (the runner's own imports, here rather than under the lock)
 
-    return _Baked(manifest, jinja_cache.install(state_dir))
+    defer_state = None
+    if not _STATE_METHODS.search(select):
+        defer_state = dbt_manifest.baked_defer_state(state_dir, state_manifest)
+    return _Baked(manifest, jinja_cache.install(state_dir), defer_state)
 
 
 def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, baked: _Baked) -> int:
-    """`dbt build` in this process with the baked manifest (no parse); dbt's exit code."""
+    """`dbt build` in this process with the baked manifest (no parse); dbt's exit code.
+
+    dbt's own manifest.json of the run is not written (`--no-write-json`: about 0.1 s of
+    serializing every macro, and nothing reads it); its run_results.json is, as dbt writes it.
+    dbt's debug log file is off (`DBT_LOG_LEVEL_FILE`, unless the image sets it): the container
+    and its /tmp are removed when the task ends, and the task log holds dbt's output."""
     from dbt.cli.main import dbtRunner
 
     os.environ["DBT_TARGET_PATH"] = str(work_dir / "target")
-    print(
-        f"+ dbt {' '.join(args)}   (baked manifest: no parse) "
-        f"(baked Jinja code: {baked.templates} templates)",
-        flush=True,
-    )
-    result = dbtRunner(manifest=baked.manifest).invoke([*args, "--project-dir", str(project_dir)])
+    os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
+    notes = ["baked manifest: no parse", f"baked Jinja code: {baked.templates} templates"]
+    if baked.defer_state is not None:
+        notes.append("baked deferral")
+    print(f"+ dbt {' '.join(args)}   " + " ".join(f"({n})" for n in notes), flush=True)
+    runner = dbtRunner(manifest=baked.manifest)
+    result = runner.invoke([*args, "--no-write-json", "--project-dir", str(project_dir)])
+    executed = result.result
+    if hasattr(executed, "write"):  # what dbt writes with --write-json, run_results only
+        results = work_dir / "target" / "run_results.json"
+        results.parent.mkdir(parents=True, exist_ok=True)
+        executed.write(str(results))
     if result.exception is not None:
         print(f"dbt failed: {result.exception}", file=sys.stderr, flush=True)
         return 2
@@ -374,7 +398,6 @@ def transform(
         raise TaskError("environment variable PGDATABASE is not set (the DAG sets it)")
     if not state_manifest.exists():
         raise TaskError(f"no dbt manifest at {state_manifest} (the image build bakes it in)")
-    state = retarget_manifest(state_manifest, work_dir / "state", database)
     project = hashlib.sha256(state_manifest.read_bytes()).hexdigest()
     key = (select, project, target)
     with psycopg.connect(autocommit=True, application_name=f"dataops-dbt-{name}") as conn:
@@ -385,7 +408,7 @@ def transform(
         if covered is None:
             # dbt's import and the baked manifest (about 1.3 s) before the lock, while another
             # step may hold it: the lock is held for the build and the publish only.
-            baked = None if dbt else _prepare(state_manifest.parent, target, name, database)
+            baked = None if dbt else _prepare(state_manifest, target, name, database, select)
             _lock(conn)
             covered = covering_publish(conn, name, key, interval_start)
         if covered is not None:
@@ -413,6 +436,10 @@ def transform(
                 "gate of an earlier publish",
                 flush=True,
             )
+        if baked is not None and baked.defer_state is not None:
+            state = baked.defer_state  # the baked manifest carries the deferral
+        else:
+            state = retarget_manifest(state_manifest, work_dir / "state", database).parent
         args = [
             "build",
             "--select",
@@ -429,7 +456,7 @@ def transform(
             "--defer",
             "--favor-state",
             "--state",
-            str(state.parent),
+            str(state),
         ]
         if baked is not None:
             code = _run_in_process(args, project_dir, work_dir, baked)

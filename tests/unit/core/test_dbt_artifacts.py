@@ -13,8 +13,21 @@ def test_retarget_manifest_points_every_relation_at_the_running_database(tmp_pat
     manifest.write_text(
         json.dumps(
             {
-                "nodes": {"model.p.a": {"database": "built_with", "schema": "s"}},
-                "sources": {"source.p.r.t": {"database": "built_with", "schema": "raw"}},
+                "nodes": {
+                    "model.p.a": {"database": "built_with", "schema": "s"},
+                    "model.p.b": {
+                        "database": "built_with",
+                        "schema": "s",
+                        "relation_name": '"built_with"."s"."b"',
+                    },
+                },
+                "sources": {
+                    "source.p.r.t": {
+                        "database": "built_with",
+                        "schema": "raw",
+                        "relation_name": "built_with.raw.t",  # a source quoted differently
+                    }
+                },
                 "unit_tests": {},
                 "metadata": {"dbt_version": "1.11.0"},
             }
@@ -23,7 +36,9 @@ def test_retarget_manifest_points_every_relation_at_the_running_database(tmp_pat
     out = retarget_manifest(manifest, tmp_path / "state", "warehouse_prod")
     document = json.loads(out.read_text())
     assert document["nodes"]["model.p.a"] == {"database": "warehouse_prod", "schema": "s"}
+    assert document["nodes"]["model.p.b"]["relation_name"] == '"warehouse_prod"."s"."b"'
     assert document["sources"]["source.p.r.t"]["database"] == "warehouse_prod"
+    assert document["sources"]["source.p.r.t"]["relation_name"] == "warehouse_prod.raw.t"
     assert document["metadata"] == {"dbt_version": "1.11.0"}
     assert json.loads(manifest.read_text())["nodes"]["model.p.a"]["database"] == "built_with"
 
