@@ -99,7 +99,7 @@ def test_dbt_loads_before_the_lock_and_only_the_build_and_publish_wait_for_it(
 
     def prepare(*args: Any) -> step._Baked:
         calls.append(("prepare", time.monotonic()))
-        return step._Baked(manifest=None, templates=0)
+        return step._Baked(manifest=None, templates=0, defer_state=None)
 
     def build(args: list[str], *rest: Any) -> int:
         calls.append(("build", time.monotonic()))
