@@ -7,9 +7,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from dataops.core.pipeline import PipelineSpec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -42,3 +45,20 @@ def copy_dags(tmp_path: Path) -> Path:
     target = tmp_path / "dags"
     shutil.copytree(ROOT / "dags", target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture
+def loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The full loads (YAML + validation) spec_cache.load makes, in a private cache folder."""
+    from dataops.airflow import spec_cache
+
+    monkeypatch.setenv("DATAOPS_CACHE_DIR", str(tmp_path / "cache"))
+    made: list[Path] = []
+    real = spec_cache.load_spec
+
+    def counting(path: Path, raw: bytes | None = None) -> PipelineSpec:
+        made.append(path)
+        return real(path, raw)
+
+    monkeypatch.setattr(spec_cache, "load_spec", counting)
+    return made

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from dataops.airflow import spec_cache
-from dataops.core.pipeline import PipelineSpec
 from dataops.errors import ConfigError
 from tests.dags.conftest import copy_dags, parse
 
@@ -34,21 +33,6 @@ target:
     book: text
     amount_cents: bigint
 """
-
-
-@pytest.fixture
-def loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The full loads (YAML + validation) spec_cache.load makes, in a private cache folder."""
-    monkeypatch.setenv("DATAOPS_CACHE_DIR", str(tmp_path / "cache"))
-    made: list[Path] = []
-    real = spec_cache.load_spec
-
-    def counting(path: Path) -> PipelineSpec:
-        made.append(path)
-        return real(path)
-
-    monkeypatch.setattr(spec_cache, "load_spec", counting)
-    return made
 
 
 def entries(tmp_path: Path) -> list[Path]:

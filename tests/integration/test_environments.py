@@ -19,6 +19,8 @@ import httpx
 import psycopg
 import pytest
 
+from dataops.core import compiled_specs
+from dataops.core.pipeline import load_spec
 from tests.conftest import ROOT, run_dataops
 
 pytestmark = pytest.mark.integration
@@ -257,6 +259,12 @@ def test_a_prod_run_lands_in_prod_only_on_prods_release_and_leaks_no_credentials
     with api("prod", in_prod) as client:
         runs = client.get("/dags/weather/dagRuns", params={"order_by": "-run_after"}).json()
     assert runs["dag_runs"][0]["bundle_version"] == release
+    # The release's DAG layer, as prod's bundle extracted it, carries each spec compiled under
+    # a key prod's own toolkit accepts: its dag-processor's first parse needed no YAML.
+    bundle = STATE / "airflow" / "prod" / "dag_bundles" / "release" / "versions" / release
+    spec = bundle / "pipelines" / "weather.yml"
+    compiled = compiled_specs.load(spec, spec.read_bytes())
+    assert compiled is not None and compiled == load_spec(spec)
     record = json.loads(ok("release", "show", release, "--env", "prod", "--json").stdout)
     logs = sorted((STATE / "airflow" / "prod" / "logs" / "dag_id=weather").rglob("*.log"))
     text = "\n".join(p.read_text() for p in logs)

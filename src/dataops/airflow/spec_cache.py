@@ -7,6 +7,8 @@ folder and returns it while the key is unchanged:
 
 - the key is the sha256 of the spec's bytes, its file name, the Python and pydantic versions and the
   source of the modules that load and validate a spec (an edited validator is a new key);
+- a release's own compiled spec (`dataops.core.compiled_specs`, in its DAG layer) is used
+  first, when its key matches: the first parse of a release's DAG needs no YAML either;
 - only a spec that loaded and validated is kept: a bad spec raises the same error on every parse;
 - the folder is `DATAOPS_CACHE_DIR` (`dataops up` gives each deployment its own), else
   `~/.cache/dataops`. It is used only when it is a directory of this user that nobody else may
@@ -25,9 +27,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pydantic
-
-from dataops.core import config, pipeline, schema, yaml_loader
+from dataops.core import compiled_specs
 from dataops.core.pipeline import PipelineSpec, load_spec
 
 SUBDIR = "specs"
@@ -35,11 +35,9 @@ SUBDIR = "specs"
 
 @cache
 def _code_key() -> bytes:
-    """What a cached spec depends on besides its bytes: the loader's and validator's code."""
-    digest = hashlib.sha256(f"{sys.version}|{pydantic.VERSION}".encode())
-    for module in (config, pipeline, schema, yaml_loader):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    return digest.digest()
+    """What a cached spec depends on besides its bytes: the loader's and validator's code, and
+    the Python that pickled it."""
+    return hashlib.sha256(sys.version.encode() + b"|" + compiled_specs.code_key()).digest()
 
 
 def cache_dir() -> Path:
@@ -73,6 +71,9 @@ def load(path: Path) -> PipelineSpec:
         raw = path.read_bytes()
     except OSError:
         return load_spec(path)  # its own error, naming the file
+    shipped = compiled_specs.load(path, raw)  # a release's own compiled spec
+    if shipped is not None:
+        return shipped
     entry = entry_for(path, raw)
     private = _private_dir(entry.parent)
     if private:
@@ -82,8 +83,8 @@ def load(path: Path) -> PipelineSpec:
                 return spec
         except Exception:  # missing, torn or foreign: a miss
             pass
-    spec = load_spec(path)
-    if private and path.read_bytes() == raw:  # unchanged while it was validated
+    spec = load_spec(path, raw)
+    if private:
         tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
         try:
             tmp.write_bytes(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))

@@ -45,7 +45,10 @@ def release() -> None:
 @pass_context
 def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> None:
     """Make a release of ENV's current build (`images build --push --env ENV`) and make it
-    the release ENV runs. The same build gives the same release id."""
+    the release ENV runs. The same build gives the same release id.
+
+    The release carries the dags/ and migrations/ folders as they are, and each pipeline spec
+    compiled (its validated form, so a deployment parses its DAGs without the YAML)."""
     releases, environment = _releases(ctx), ctx.environment(env)
     release_id, record, new = releases.create(environment)
     if passed_check:

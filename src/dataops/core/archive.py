@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 # What never belongs in a release's sources: caches and editor droppings.
@@ -25,18 +26,42 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def pack(folder: Path) -> bytes:
-    """The files under `folder` as a gzipped tar with stable bytes (paths relative to it)."""
+def pack(folder: Path, extra: Mapping[str, bytes] | None = None) -> bytes:
+    """The files under `folder` as a gzipped tar with stable bytes (paths relative to it), plus
+    `extra` files (path -> bytes, mode 0644) that are not in the folder."""
+    return pack_members(read_members(folder), extra)
+
+
+def read_members(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """What `pack` takes from `folder`: each file's relative path -> (bytes, mode)."""
+    return {
+        path.relative_to(folder).as_posix(): (
+            path.read_bytes(),
+            0o755 if os.access(path, os.X_OK) else 0o644,
+        )
+        for path in _files(folder)
+    }
+
+
+def pack_members(
+    members: Mapping[str, tuple[bytes, int]], extra: Mapping[str, bytes] | None = None
+) -> bytes:
+    """`members` (and `extra`, none of whose paths may be among them) as `pack`'s archive."""
+    every = dict(members)
+    for name, data in (extra or {}).items():
+        if name in every:
+            raise ValueError(f"{name} is in the folder already")
+        every[name] = (data, 0o644)
     buffer = io.BytesIO()
     with (
         gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for path in _files(folder):
-            data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(folder).as_posix())
+        for name in sorted(every):
+            data, mode = every[name]
+            info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mode = mode
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

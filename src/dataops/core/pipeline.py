@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dataops.core.config import DEFAULT_QUEUE, QueueName, _Strict
 from dataops.core.schema import validate
-from dataops.core.yaml_loader import load_yaml_file
+from dataops.core.yaml_loader import load_yaml_bytes, load_yaml_file
 from dataops.errors import ConfigError
 
 _IDENT = r"^[a-z_][a-z0-9_]*$"
@@ -202,9 +202,13 @@ def unserved_queues(
     return problems
 
 
-def load_spec(path: Path) -> PipelineSpec:
-    """Load and validate one spec; the file name must match its `pipeline`."""
-    document = load_yaml_file(path, display=_display(path))
+def load_spec(path: Path, raw: bytes | None = None) -> PipelineSpec:
+    """Load and validate one spec; the file name must match its `pipeline`. `raw`: the file's
+    bytes when the caller has read them already (they are what is validated)."""
+    display = _display(path)
+    document = (
+        load_yaml_file(path, display=display) if raw is None else load_yaml_bytes(raw, display)
+    )
     if not isinstance(document.data, dict):
         raise ConfigError(f"{document.source}:1:1: a pipeline spec must be a map")
     spec = validate(

@@ -115,6 +115,13 @@ def load_yaml_file(
         raise ConfigError(f"{source}: permission denied", "make the file readable") from None
     if len(raw) > limits.max_bytes:  # grew while we read it
         raise ConfigError(f"{source}: file is over the limit of {limits.max_bytes:,} bytes")
+    return load_yaml_bytes(raw, source, limits)
+
+
+def load_yaml_bytes(raw: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> YamlDocument:
+    """Load a file's bytes already read (UTF-8); `source` names the file in errors."""
+    if len(raw) > limits.max_bytes:
+        raise ConfigError(f"{source}: file is over the limit of {limits.max_bytes:,} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from dataops.clients import dbt, git, oci
-from dataops.core import archive, promotion
+from dataops.core import archive, compiled_specs, promotion
 from dataops.core.failpoints import pause
 from dataops.core.migrations import read_migrations
 from dataops.core.progress import Report
@@ -176,7 +176,14 @@ class Releases:
         )
         migrations = read_migrations(self.project.migrations_folder)
         newest = migrations.versioned[-1].version_label if migrations.versioned else None
-        dags = archive.pack(self.project.root / DAGS_FOLDER)
+        # The DAG layer: the dags/ folder as it is, plus each spec compiled (its validated
+        # form, so a deployment's first parse of a DAG skips the YAML; core.compiled_specs).
+        dags_folder = self.project.root / DAGS_FOLDER
+        members = archive.read_members(dags_folder)
+        compiled = compiled_specs.compile_members(
+            dags_folder, {name: data for name, (data, _) in members.items()}
+        )
+        dags = archive.pack_members(members, compiled)
         sql = archive.pack(self.project.migrations_folder)
         dirty = git.dirty_paths(self.project.root, DAGS_FOLDER, self.project.config.migrations.path)
         record = {
