@@ -156,6 +156,40 @@ def test_a_file_that_changed_after_extract_is_refused(
     assert manifest.rows == 16
 
 
+def test_a_line_copy_takes_for_the_end_of_the_data_is_refused(
+    data_dir: Path, warehouse, tmp_path: Path
+) -> None:
+    """A delivery with a line `\\.` alone: PostgreSQL's COPY stops there without an error, so
+    the load refuses the file, naming the line, and loads nothing; quoted, it is a value."""
+    conninfo, schema = warehouse
+    spec = spec_in("airlines", schema)
+
+    def insert(line: str) -> Callable[[str], str]:
+        return lambda text: "".join([*text.splitlines(True)[:5], line, *text.splitlines(True)[5:]])
+
+    copy_dir = drop_copy(data_dir, tmp_path, "airlines.csv", insert("\\.\n"))
+    extract(spec, copy_dir, *JAN)
+    staged = copy_dir / "staged" / "airlines" / "20130101T000000" / "data.csv"
+    # The hazard is real: PostgreSQL's own COPY of these bytes keeps the 4 rows before the line
+    # of the 16 after the header and reports nothing.
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("create temp table copied (carrier text, name text)")
+        with conn.cursor().copy("copy copied from stdin with (format csv, header true)") as copy:
+            copy.write(staged.read_bytes())
+        assert conn.execute("select count(*) from copied").fetchone()[0] == 4
+    with pytest.raises(TaskError, match=r"data\.csv: line 6 is `\\\.` alone.*nothing was loaded"):
+        load(spec, copy_dir, *JAN, conninfo)
+    with psycopg.connect(conninfo) as conn:
+        assert conn.execute("select to_regclass(%s)", [spec.target.table]).fetchone()[0] is None
+    assert audit_rows(conninfo, spec.target.table) == 0
+    quoted = drop_copy(data_dir, tmp_path / "quoted", "airlines.csv", insert('"\\.",Dot Air\n'))
+    extract(spec, quoted, *JAN)
+    assert load(spec, quoted, *JAN, conninfo).rows == 17
+    with psycopg.connect(conninfo) as conn:
+        name = conn.execute(f"select name from {spec.target.table} where carrier = '\\.'")
+        assert name.fetchone() == ("Dot Air",)
+
+
 @pytest.mark.parametrize("pipeline", ["flights", "weather"])  # temp-table merge, partition swap
 @pytest.mark.parametrize(
     "point", ["load.copy", "load.before_merge", "load.after_merge", "load.after_commit"]

@@ -286,13 +286,16 @@ def _copy(
                 if part:
                     handle.seek(part.offset)
                 first = True
+                end_of_data = _EndOfData(path, part.offset if part else 0)
                 while chunk := handle.read(CHUNK if limit is None else min(CHUNK, limit - sent)):
+                    end_of_data.feed(chunk)  # before the chunk is sent: nothing is cut short
                     copy.write(chunk)
                     digest.update(chunk)
                     sent += len(chunk)
                     if first:
                         failpoint(point)
                         first = False
+                end_of_data.finish()
         except psycopg.errors.DataError as exc:
             shown = (
                 f" (the part from line {part.line} on: COPY counts its lines from there)"
@@ -310,6 +313,77 @@ def _copy(
             f"(sha256 {digest.hexdigest()}, manifest {sha256})"
         )
     return rows
+
+
+class _EndOfData:
+    """Finds a line that is `\\.` alone, outside quotes, in the bytes a COPY is sent.
+
+    PostgreSQL's COPY FROM STDIN takes such a line for the end of the data, also in CSV, and
+    drops every row after it without an error. A quoted `"\\."`, and a line of a quoted field
+    that spans lines, are data. PostgreSQL's line reader toggles "in quotes" at every quote
+    character (a doubled quote toggles twice), so the parity of the quotes before a candidate
+    tells which it is; they are counted from the start of the stream only when a candidate
+    turns up, so the common file costs one `find` per chunk. `\\r` alone as the line end is
+    not looked for (the extract's files end lines with `\\n` or `\\r\\n`)."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        self.path, self.start = path, start
+        self.tail = b"\n"  # the last bytes fed; the stream starts on a line (a part on a row)
+        self.sent = 0  # bytes fed so far
+        self.checked = -1  # the file offset of the last `\\.` line checked
+        self.quotes_to, self.quotes = start, 0  # quotes counted in the file up to quotes_to
+
+    def feed(self, chunk: bytes) -> None:
+        offset = self.start + self.sent  # of chunk[0] in the file
+        # The backslashes of the last bytes fed and the chunk's first (their line's start is in
+        # the bytes before), then the chunk's own; a mark whose line end is not in yet is
+        # decided when the next chunk's bytes are.
+        self._scan(self.tail + chunk[:4], offset - len(self.tail), 1, len(self.tail) + 1)
+        self._scan(chunk, offset, 1, len(chunk))
+        self.sent += len(chunk)
+        self.tail = (self.tail + chunk)[-4:] if len(chunk) < 4 else chunk[-4:]
+
+    def _scan(self, data: bytes, origin: int, low: int, high: int) -> None:
+        """Check each `\\.` line whose backslash is at data[low:high] (a backslash is rare in
+        CSV data, so this is a memchr per chunk)."""
+        at = data.find(b"\\", low, high)
+        while at != -1:
+            if data[at - 1] == 10 and data[at + 1 : at + 2] == b".":  # "\\n\\."
+                after = data[at + 2 : at + 4]
+                if after[:1] == b"\n" or after == b"\r\n":
+                    self._check(origin + at)
+            at = data.find(b"\\", at + 1, high)
+
+    def finish(self) -> None:
+        """At the end of the stream, a last line `\\.` with no line end is the mark too."""
+        for ending in (b"\n\\.", b"\n\\.\r"):
+            if self.tail.endswith(ending):
+                self._check(self.start + self.sent - len(ending) + 1)
+
+    def _check(self, offset: int) -> None:
+        """Refuse the `\\.` line at file `offset` unless it is inside a quoted field."""
+        if offset <= self.checked:
+            return  # seen from the chunk before (a mark near its end)
+        self.checked = offset
+        with self.path.open("rb") as handle:
+            handle.seek(self.quotes_to)
+            remaining = offset - self.quotes_to
+            while remaining > 0 and (data := handle.read(min(CHUNK, remaining))):
+                self.quotes += data.count(b'"')
+                remaining -= len(data)
+        self.quotes_to = offset
+        if self.quotes % 2:
+            return  # a line of a quoted value
+        with self.path.open("rb") as handle:
+            line, remaining = 1, offset
+            while remaining > 0 and (data := handle.read(min(CHUNK, remaining))):
+                line += data.count(b"\n")
+                remaining -= len(data)
+        raise TaskError(
+            f"{self.path.name}: line {line} is `\\.` alone, which PostgreSQL's COPY reads as "
+            "the end of the data: the rows after it would be dropped without an error. Quote "
+            'the value in the source file ("\\.") and deliver it again; nothing was loaded'
+        )
 
 
 def _check_parts(path: Path, parts: Sequence[Part]) -> None:
