@@ -122,11 +122,7 @@ def released(folder: Path, where: Path) -> Path:
     """`folder` as a deployment's DAG bundle extracts a release of it (compiled specs and all)."""
     from dataops.core import archive, compiled_specs
 
-    members = archive.read_members(folder)
-    compiled = compiled_specs.compile_members(
-        folder, {name: data for name, (data, _) in members.items()}
-    )
-    return archive.unpack(archive.pack_members(members, compiled), where / f"{folder.name}-release")
+    return archive.unpack(compiled_specs.pack_dags(folder), where / f"{folder.name}-release")
 
 
 def handwritten(count: int, where: Path) -> Path:

@@ -62,9 +62,7 @@ def project(tmp_path: Path, broken: bool = False) -> Path:
 
 def released(dags: Path, dest: Path) -> Path:
     """`dags` packed as `dataops release create` packs it and extracted as the bundle does."""
-    members = archive.read_members(dags)
-    compiled = compiled_specs.compile_members(dags, {k: v for k, (v, _) in members.items()})
-    return archive.unpack(archive.pack_members(members, compiled), dest)
+    return archive.unpack(compiled_specs.pack_dags(dags), dest)
 
 
 def test_a_compiled_spec_is_the_spec_and_skips_the_yaml(tmp_path: Path, loads: list[Path]) -> None:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pydantic
 
-from dataops.core import config, pipeline, schema, yaml_loader
-from dataops.core.pipeline import PipelineSpec, load_spec
+from dataops.core import archive, config, pipeline, schema, yaml_loader
+from dataops.core.pipeline import PipelineSpec, is_spec_name, load_spec
 from dataops.errors import ConfigError
 
 FOLDER = ".compiled"  # under pipelines/; a dot name, so it is never taken for a spec
@@ -59,9 +59,7 @@ def _spec_member(member: str) -> str | None:
     if not member.startswith(SPECS):
         return None
     name = member.removeprefix(SPECS)
-    if "/" in name or not name.endswith(".yml") or name.startswith((".", "_")):
-        return None  # the same files pipeline.spec_files takes
-    return name
+    return name if "/" not in name and is_spec_name(name) else None  # as spec_files takes them
 
 
 def compile_members(dags: Path, members: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -86,6 +84,14 @@ def compile_members(dags: Path, members: Mapping[str, bytes]) -> dict[str, bytes
         body = spec.model_dump_json(by_alias=True).encode()
         compiled[f"{SPECS}{FOLDER}/{path.stem}.json"] = key(name, raw).encode() + b"\n" + body
     return compiled
+
+
+def pack_dags(dags: Path) -> bytes:
+    """A release's DAG layer: the folder `dags` as it is (archive.pack) plus its specs
+    compiled."""
+    members = archive.read_members(dags)
+    compiled = compile_members(dags, {name: data for name, (data, _) in members.items()})
+    return archive.pack_members(members, compiled)
 
 
 def load(spec_path: Path, raw: bytes) -> PipelineSpec | None:

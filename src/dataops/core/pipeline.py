@@ -223,8 +223,13 @@ def load_spec(path: Path, raw: bytes | None = None) -> PipelineSpec:
     return spec
 
 
+def is_spec_name(name: str) -> bool:
+    """Whether a file of the specs' folder, by its name, is a pipeline spec."""
+    return name.endswith(".yml") and not name.startswith((".", "_"))
+
+
 def spec_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.yml") if not p.name.startswith((".", "_")))
+    return sorted(p for p in folder.glob("*.yml") if is_spec_name(p.name))
 
 
 def _display(path: Path) -> str:

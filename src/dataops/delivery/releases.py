@@ -178,12 +178,7 @@ class Releases:
         newest = migrations.versioned[-1].version_label if migrations.versioned else None
         # The DAG layer: the dags/ folder as it is, plus each spec compiled (its validated
         # form, so a deployment's first parse of a DAG skips the YAML; core.compiled_specs).
-        dags_folder = self.project.root / DAGS_FOLDER
-        members = archive.read_members(dags_folder)
-        compiled = compiled_specs.compile_members(
-            dags_folder, {name: data for name, (data, _) in members.items()}
-        )
-        dags = archive.pack_members(members, compiled)
+        dags = compiled_specs.pack_dags(self.project.root / DAGS_FOLDER)
         sql = archive.pack(self.project.migrations_folder)
         dirty = git.dirty_paths(self.project.root, DAGS_FOLDER, self.project.config.migrations.path)
         record = {
