@@ -1,0 +1,103 @@
+"""What the DAG factory does to make each parse cheaper leaves the DAGs exactly as Airflow makes
+them: the operators' `_convert_<name> = None` (dataops.airflow.operators) and Airflow's DAG
+defaults read once per process (dataops.airflow.factory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import DAG
+from docker.types import Mount
+
+from dataops.airflow import factory, operators
+from dataops.airflow.operators import TaskContainerOperator, TransformContainerOperator
+from dataops.core.pipeline import load_spec, plan
+from tests.dags.conftest import ROOT
+
+FLIGHTS = ROOT / "dags" / "pipelines" / "flights.yml"
+ARGS: dict[str, Any] = {
+    "image": "127.0.0.1:5001/dataops/load@sha256:" + "ab" * 32,
+    "command": ["dataops-task", "load"],
+    "environment": {"PGHOST": "{{ conn.warehouse_dev.host }}"},
+    "container_name": "dataops-dev-x-load-{{ ts_nodash }}",
+    "network_mode": "host",
+    "mounts": [Mount(target="/data", source="/var/lib/dataops/data", type="bind")],
+    "mount_tmp_dir": False,
+    "auto_remove": "force",
+    "retries": "3",  # converted to an int by Airflow's _convert_retries
+    "retry_delay": 30,  # to a timedelta by _convert_retry_delay
+}
+
+
+@pytest.fixture
+def fresh_defaults() -> Iterator[None]:
+    factory._airflow_dag_defaults.cache_clear()
+    yield
+    factory._airflow_dag_defaults.cache_clear()
+
+
+def test_every_attribute_set_while_the_factory_makes_a_task_finds_its_converter_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No attribute lookup fails in BaseOperator.__setattr__ (each failure costs ~1 us): every
+    name set while a task is made has a `_convert_` entry, a converter or None. A new Airflow that
+    sets a new attribute fails here, naming it (add it to operators._SET_IN_INIT)."""
+    set_keys: list[tuple[type, str]] = []
+    real = TaskContainerOperator.__setattr__
+
+    def spy(self: Any, key: str, value: Any) -> None:
+        set_keys.append((type(self), key))
+        real(self, key, value)
+
+    monkeypatch.setattr(TaskContainerOperator, "__setattr__", spy)
+    dag = factory.build_dag(plan(load_spec(FLIGHTS), str(FLIGHTS)))
+    kinds = {type(task) for task in dag.tasks}
+    assert kinds == {TaskContainerOperator, TransformContainerOperator}, kinds
+    assert len(set_keys) > 250, len(set_keys)  # three tasks, ~110 attributes each
+    missing = sorted({key for cls, key in set_keys if not hasattr(cls, f"_convert_{key}")})
+    assert missing == [], missing
+
+
+def test_real_converters_still_convert_and_the_task_is_the_one_airflow_makes() -> None:
+    converted = {"_dag", "retries", "retry_delay", "resources", "is_setup", "is_teardown"}
+    assert not converted & operators.NO_CONVERTER
+    for name in converted:
+        assert callable(getattr(TaskContainerOperator, f"_convert_{name}")), name
+
+    def made(cls: type[DockerOperator]) -> dict[str, Any]:
+        with DAG(dag_id="parse_cost", schedule=None, start_date=datetime(2013, 1, 1, tzinfo=UTC)):
+            task = cls(task_id="load", **ARGS)
+        assert task.retries == 3 and task.retry_delay == timedelta(seconds=30)
+        made = dict(vars(task))
+        init_kwargs = made["_BaseOperator__init_kwargs"] = dict(made["_BaseOperator__init_kwargs"])
+        for own in (made.pop("_dag"), made.pop("task_group"), init_kwargs.pop("dag")):
+            assert own is not None  # each is its own DAG's (or its root group)
+        init_kwargs.pop("task_group", None)
+        return made
+
+    ours, stock = made(TaskContainerOperator), made(DockerOperator)
+    assert ours.keys() == stock.keys()
+    differ = sorted(k for k in ours if ours[k] != stock[k])
+    assert differ == [], {k: (ours[k], stock[k]) for k in differ}
+
+
+def test_dag_defaults_are_airflows_configuration(
+    monkeypatch: pytest.MonkeyPatch, fresh_defaults: None
+) -> None:
+    """The values passed are the ones Airflow's DAG reads when they are left out, including a
+    deployment's own settings."""
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG", "7")
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_CONSECUTIVE_FAILED_DAG_RUNS_PER_DAG", "5")
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DISABLE_BUNDLE_VERSIONING", "True")
+    ours = factory.build_dag(plan(load_spec(FLIGHTS), str(FLIGHTS)))
+    airflows = DAG(dag_id="left_out", schedule=None)
+    for name, value in {
+        "max_active_tasks": 7,
+        "max_consecutive_failed_dag_runs": 5,
+        "disable_bundle_versioning": True,
+    }.items():
+        assert getattr(ours, name) == getattr(airflows, name) == value, name
