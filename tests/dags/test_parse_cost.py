@@ -45,7 +45,7 @@ def test_every_attribute_set_while_the_factory_makes_a_task_finds_its_converter_
 ) -> None:
     """No attribute lookup fails in BaseOperator.__setattr__ (each failure costs ~1 us): every
     name set while a task is made has a `_convert_` entry, a converter or None. A new Airflow that
-    sets a new attribute fails here, naming it (add it to operators._SET_IN_INIT)."""
+    sets a new attribute fails here, naming it (add it to operators._NO_CONVERTER_NAMES)."""
     set_keys: list[tuple[type, str]] = []
     real = TaskContainerOperator.__setattr__
 
@@ -101,3 +101,31 @@ def test_dag_defaults_are_airflows_configuration(
         "disable_bundle_versioning": True,
     }.items():
         assert getattr(ours, name) == getattr(airflows, name) == value, name
+
+
+@pytest.mark.parametrize("name", ["flights", "airlines", "weather", "non_ascii"])
+def test_the_task_spec_json_is_the_same_data_and_loads_back(name: str, tmp_path: Any) -> None:
+    """DATAOPS_TASK_SPEC is pydantic's own JSON now: what the containers read (json.loads, then
+    the model) is the same as the json.dumps of model_dump it replaced."""
+    import json
+
+    from dataops.core.pipeline import PipelineSpec
+    from dataops.core.pods import task_env
+
+    path = ROOT / "dags" / "pipelines" / f"{name}.yml"
+    if name == "non_ascii":  # another team's text: accents, CJK, quotes, Jinja-like braces
+        text = FLIGHTS.read_text().replace("pipeline: flights", "pipeline: non_ascii")
+        text = text.replace(
+            "description: |\n", "description: |\n  Vols \u2013 Zürich «{{ x }}» 東京\n", 1
+        )
+        path = tmp_path / "non_ascii.yml"
+        path.write_text(text)
+    spec = load_spec(path)
+    extract = next(t for t in plan(spec, str(path)).tasks if t.image != "transform")
+    raw = task_env(spec, extract, "dev")["DATAOPS_TASK_SPEC"]
+    body = raw.removeprefix("{% raw %}").removesuffix("{% endraw %}")
+    before = json.dumps(spec.model_dump(mode="json", exclude={"queue"}))
+    assert json.loads(body) == json.loads(before)
+    assert PipelineSpec.model_validate(json.loads(body)) == spec.model_copy(update={"queue": None})
+    if name == "non_ascii":
+        assert "東京" in spec.description, spec.description

@@ -4,7 +4,6 @@ retry a failed data-quality gate, logs the container's stderr at WARNING (stdout
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -190,23 +189,118 @@ class TransformContainerOperator(TaskContainerOperator):
         self.log.warning("the dbt step printed no results summary; no dbt results to show")
 
 
-# Attributes set on a task as it is made that are not `__init__` parameters: Airflow's and ours.
-_SET_IN_INIT = (
+# The attributes set on a task as the factory makes it that have no converter (Airflow 3.3.2's
+# BaseOperator and DockerOperator, and our warehouse_conn_id). A list, not worked out from the
+# classes' signatures at import: the dag-processor imports this module afresh for every file
+# it parses, and working it out (~0.35 ms) cost more than it saves. tests/dags/test_parse_cost.py
+# fails, naming the attribute, when a new Airflow sets one that is not here.
+_NO_CONVERTER_NAMES = (
     "_logger_name",
     "_post_execute_hook",
     "_pre_execute_hook",
     "_private_environment",
     "_task_display_name",
+    "allow_nested_operators",
+    "api_version",
+    "auto_remove",
+    "cap_add",
+    "command",
     "container",
+    "container_name",
+    "cpus",
+    "dag",
+    "depends_on_past",
+    "device_requests",
+    "dns",
+    "dns_search",
+    "do_xcom_push",
+    "doc",
+    "doc_json",
+    "doc_md",
+    "doc_rst",
+    "doc_yaml",
+    "docker_conn_id",
+    "docker_url",
     "downstream_task_ids",
+    "email",
+    "email_on_failure",
+    "email_on_retry",
+    "end_date",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "execution_timeout",
+    "executor",
+    "executor_config",
+    "extra_hosts",
+    "force_pull",
+    "host_tmp_dir",
+    "hostname",
+    "ignore_first_depends_on_past",
+    "image",
+    "inlets",
+    "ipc_mode",
+    "labels",
+    "log_opts_max_file",
+    "log_opts_max_size",
+    "map_index_template",
+    "max_active_tis_per_dag",
+    "max_active_tis_per_dagrun",
+    "mem_limit",
+    "mount_tmp_dir",
+    "mounts",
+    "multiple_outputs",
+    "network_mode",
+    "on_execute_callback",
+    "on_failure_callback",
+    "on_retry_callback",
+    "on_skipped_callback",
+    "on_success_callback",
+    "outlets",
+    "owner",
+    "params",
+    "pool",
+    "pool_slots",
+    "port_bindings",
+    "priority_weight",
+    "privileged",
+    "queue",
+    "render_template_as_native_obj",
+    "retrieve_output",
+    "retrieve_output_path",
+    "retry_exponential_backoff",
+    "retry_policy",
+    "run_as_user",
+    "shm_size",
+    "skip_on_exit_code",
+    "start_date",
+    "task_group",
+    "task_id",
+    "timeout",
+    "tls_ca_cert",
+    "tls_client_cert",
+    "tls_client_key",
+    "tls_hostname",
+    "tls_ssl_version",
+    "tls_verify",
+    "tmp_dir",
+    "trigger_rule",
+    "tty",
+    "ulimits",
     "upstream_task_ids",
-    "warehouse_conn_id",  # the factory's, after the task is made
+    "user",
+    "wait_for_downstream",
+    "wait_for_past_depends_before_skipping",
+    "warehouse_conn_id",
+    "weight_rule",
+    "working_dir",
+    "xcom_all",
 )
 
 
-def _declare_no_converters(cls: type[BaseOperator]) -> frozenset[str]:
-    """Give `cls` a `_convert_<name> = None` for each attribute made while one is built that
-    has no converter, and return those names.
+def _declare_no_converters(cls: type[BaseOperator], names: tuple[str, ...]) -> frozenset[str]:
+    """Give `cls` a `_convert_<name> = None` for each of `names` that has no converter, and
+    return those names.
 
     BaseOperator.__setattr__ looks up `_convert_<name>` (a converter applied to the value) for
     every attribute set, about 110 per task as it is made, and for all but six the lookup fails
@@ -215,19 +309,14 @@ def _declare_no_converters(cls: type[BaseOperator]) -> frozenset[str]:
     miss does: nothing. A name that has a converter anywhere in the class's MRO keeps it
     (checked here, against the Airflow installed), so converting is unchanged.
     """
-    names = set(_SET_IN_INIT)
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            names.update(inspect.signature(init).parameters)
-    names -= {"self", "args", "kwargs"}
     declared = frozenset(n for n in names if getattr(cls, f"_convert_{n}", None) is None)
     for name in declared:
         setattr(cls, f"_convert_{name}", None)
     return declared
 
 
-NO_CONVERTER = _declare_no_converters(TaskContainerOperator)  # TransformContainerOperator too
+# TransformContainerOperator too
+NO_CONVERTER = _declare_no_converters(TaskContainerOperator, _NO_CONVERTER_NAMES)
 
 
 class SplitStreams:
