@@ -1,7 +1,7 @@
 """The one DAG bundle of a deployment: the DAG code of its environment's active release.
 
 A release carries its `dags/` folder as a layer of its OCI artifact (see
-`dataops.delivery.releases`), so the release id (the artifact's manifest digest) is the bundle
+`dataops.release.releases`), so the release id (the artifact's manifest digest) is the bundle
 version: Airflow records it on every DAG version and DAG run, and the UI shows which release a
 run ran. The dag-processor follows the active release (`DATAOPS_ACTIVE_FILE`, written on every
 activation: release create, promote, rollback); a worker asked for a version materializes

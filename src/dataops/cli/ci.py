@@ -48,8 +48,8 @@ def ci_dbt(
     node, and says so. It stops before any DDL when a node would be built outside ci_<branch>
     and ci_<branch>_*, and it only ever drops those schemas. Exits 1 when a model or test
     fails. `dataops ci sweep` removes CI schemas a killed run left behind."""
+    from dataops.ci.slim_dbt import SlimCi
     from dataops.core.selection import ci_schema_name
-    from dataops.delivery.slim_ci import SlimCi
 
     project = ctx.project()
     branch = project.branch or "detached"
@@ -173,8 +173,8 @@ def ci_run(
     are recorded in .dataops/ci/cache/; --no-cache runs everything."""
     from datetime import UTC, datetime
 
+    from dataops.ci.stages import CiContext, ProjectPlatform, run_stages, stage_names
     from dataops.clients import git
-    from dataops.delivery.ci_stages import CiContext, ProjectPlatform, run_stages, stage_names
 
     if stage and stage not in stage_names():
         raise DataOpsError(
@@ -236,8 +236,8 @@ def ci_sweep(ctx: Context, env: str, older_than: str, dry_run: bool, as_json: bo
     """Drop CI schemas older than --older-than (left by killed or --keep runs).
 
     Only schemas `dataops ci dbt` registered (table dataops.ci_schemas) are touched."""
+    from dataops.ci.slim_dbt import SlimCi
     from dataops.core.timespan import parse_age
-    from dataops.delivery.slim_ci import SlimCi
 
     age = parse_age(older_than)
     swept = SlimCi(ctx.environment(env), ctx.report).sweep(age, dry_run=dry_run)
@@ -266,7 +266,7 @@ def ci_install_hook(ctx: Context, repo: Path) -> None:
     """Make the bare git repository REPO a CI remote: every push runs `dataops ci run` for the
     pushed commit in a clean checkout, one push after the other, against this project's
     platform (its state dir). Results: dataops ci status --repo REPO."""
-    from dataops.delivery import ci_remote
+    from dataops.ci import remote as ci_remote
 
     hook = ci_remote.install(repo, ctx.project().state.root)
     ctx.console.print(f"[green]ok[/] {hook} installed; push to {repo.resolve()} to run CI")
@@ -278,7 +278,7 @@ def ci_enqueue(repo: Path) -> None:
     """(post-receive hook) Queue the pushed commits read from stdin: `old new ref` lines."""
     import sys
 
-    from dataops.delivery import ci_remote
+    from dataops.ci import remote as ci_remote
 
     updates = [tuple(line.split()[:3]) for line in sys.stdin if len(line.split()) >= 3]
     for commit in ci_remote.enqueue(repo, updates):  # type: ignore[arg-type]
@@ -289,7 +289,7 @@ def ci_enqueue(repo: Path) -> None:
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), required=True)
 def ci_worker(repo: Path) -> None:
     """(started by the hook) Run the queued commits one at a time."""
-    from dataops.delivery import ci_remote
+    from dataops.ci import remote as ci_remote
 
     ci_remote.work(repo)
 
@@ -312,7 +312,7 @@ def ci_worker(repo: Path) -> None:
 @pass_context
 def ci_status(ctx: Context, repo: Path, show_log: str | None, as_json: bool) -> None:
     """CI results per pushed commit, in push order: queued, running, passed or failed."""
-    from dataops.delivery import ci_remote
+    from dataops.ci import remote as ci_remote
 
     found = ci_remote.results(repo)
     if show_log:

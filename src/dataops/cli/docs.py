@@ -19,7 +19,7 @@ def docs(ctx: Context, env: str, serve: bool, port: int) -> None:
     Runs `dbt docs generate` against the environment's warehouse (credentials from the
     variables dataops.yml names) into .dataops/dbt-docs/ENV/. Open its index.html, or pass
     --serve to browse it on http://127.0.0.1:PORT."""
-    from dataops.delivery import docs as site
+    from dataops.quality import dbt_docs as site
 
     index = site.generate(ctx.environment(env), ctx.report)
     ctx.console.print(f"[green]ok[/] docs site: {index}")

@@ -31,7 +31,7 @@ def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: b
     import json
     from dataclasses import asdict
 
-    from dataops.delivery.images import ImageBuilder, build_all, image_names, record_builds
+    from dataops.release.images import ImageBuilder, build_all, image_names, record_builds
 
     project = ctx.project()
     known = image_names(project.root)

@@ -13,14 +13,14 @@ from dataops.cli.options import env_option, json_option
 from dataops.errors import ExitCode
 
 if TYPE_CHECKING:
-    from dataops.delivery.migrator import Migrator
+    from dataops.release.migrator import Migrator
 
 ENV = env_option("Environment whose warehouse to migrate.")
 
 
 def _migrator(ctx: Context, env: str, writing: bool = False) -> Migrator:
-    from dataops.delivery.migrator import Migrator
-    from dataops.delivery.releases import Releases
+    from dataops.release.migrator import Migrator
+    from dataops.release.releases import Releases
 
     environment = ctx.environment(env)
     folder = Releases(ctx.project(), ctx.report).migrations_for(environment, writing)

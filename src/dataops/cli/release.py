@@ -17,11 +17,11 @@ from dataops.core.promotion import short
 from dataops.errors import DataOpsError
 
 if TYPE_CHECKING:
-    from dataops.delivery.releases import Releases
+    from dataops.release.releases import Releases
 
 
 def _releases(ctx: Context) -> Releases:
-    from dataops.delivery.releases import Releases
+    from dataops.release.releases import Releases
 
     return Releases(ctx.project(), ctx.report)
 
@@ -145,9 +145,11 @@ def smoke(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> Non
     (from the release) are current with no drift; then the pipelines of ENV's `smoke.stages`
     in dataops.yml run in ENV's own Airflow deployment against ENV's warehouse. The check
     records the DAG run ids and the release each ran."""
+    from dataops.release.smoke import Smoke
+
     releases, environment = _releases(ctx), ctx.environment(env)
     release_id = releases.resolve(environment, release_ref)
-    problems, runs = releases.smoke(environment, release_id)
+    problems, runs = Smoke(releases).check(environment, release_id)
     detail = "; ".join(problems) or "ok: " + ", ".join(f"{r.pipeline}={r.run_id}" for r in runs)
     releases.check(environment, release_id, "smoke", not problems, detail)
     if as_json:

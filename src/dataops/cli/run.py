@@ -45,7 +45,7 @@ def run(
     each task's state as it changes, the log of any failed task, and where the logs live;
     exits 0 only when every run succeeds (1 when any fails)."""
     from dataops.core.timespan import parse_date
-    from dataops.delivery.runs import PipelineRunner, StartedRun, TaskChange, follow_all
+    from dataops.release.runs import PipelineRunner, StartedRun, TaskChange, follow_all
 
     if (from_ is None) != (to is None) or (from_ and date):
         raise click.UsageError("use --date D, or --from D --to D (both)")
@@ -53,7 +53,7 @@ def run(
     first_text = from_ or date
     first = parse_date(first_text) if first_text else datetime.now(UTC)
     last = parse_date(to) if to else first
-    from dataops.delivery.releases import Releases
+    from dataops.release.releases import Releases
 
     environment = ctx.environment(env)
     release_id, dags = Releases(ctx.project(), ctx.report).active_dags(environment)

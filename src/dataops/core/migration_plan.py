@@ -1,6 +1,6 @@
 """Migration planning: what an environment's history and the migration files say about an
 apply, before any DDL. Pure: the history comes in as rows, the files as a `MigrationSet`.
-`dataops.delivery.migrator` reads the history from the warehouse and applies the plan.
+`dataops.release.migrator` reads the history from the warehouse and applies the plan.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Warehouse migrations as files: naming, checksums, statements, destructive-change lint.
 
-Pure: no database. `dataops.delivery.migrator` applies what this module reads.
+Pure: no database. `dataops.release.migrator` applies what this module reads.
 
 Files in `migrations/`:
   V<version>__<description>.sql   versioned: applied once, in version order (1, 1.1, 2, 10)

@@ -86,6 +86,17 @@ def release_tag(release_id: str) -> str:
     return f"release:{short(release_id)}"
 
 
+def dag_tags(dag: dict[str, Any]) -> set[str]:
+    """The tag names of a DAG as Airflow's API shows it."""
+    return {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
+
+
+def serves(dag: dict[str, Any], release_id: str) -> bool:
+    """A DAG (as Airflow's API shows it) was parsed from `release_id`'s own code: its bundle
+    version is the release, and so is the tag its code put on it."""
+    return dag.get("bundle_version") == release_id and release_tag(release_id) in dag_tags(dag)
+
+
 def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
     """The release's stored bytes and its tag in `dataops/releases`."""
     payload = json.dumps(record, indent=2, sort_keys=True).encode()

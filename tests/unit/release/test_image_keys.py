@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dataops.core.config import load_config
-from dataops.delivery import images
 from dataops.project.environment import Project
+from dataops.release import images
 
 ROOT = Path(__file__).resolve().parents[3]
 

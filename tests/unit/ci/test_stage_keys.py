@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dataops.delivery import ci_stages
-from dataops.delivery.ci_stages import STAGES, CiContext, Platform, Stage, run_stages, stage_key
+from dataops.ci import stages as ci_stages
+from dataops.ci.stages import STAGES, CiContext, Platform, Stage, run_stages, stage_key
 
 
 class FakePlatform(Platform):

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dataops.core.ci_report import CiRun, StageResult, junit, summary
+from dataops.ci.report import CiRun, StageResult, junit, summary
 from dataops.core.promotion import short
 from dataops.project.state import atomic_write
 

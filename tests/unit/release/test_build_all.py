@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dataops.delivery.images import ImageBuild, build_all
 from dataops.errors import DataOpsError
+from dataops.release.images import ImageBuild, build_all
 
 
 class StandIn:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataops.delivery.ci_stages import STAGES, CiContext
+from dataops.ci.stages import STAGES, CiContext
 
 
 def argv_of(branch: str) -> dict[str, list[str] | None]:
@@ -36,7 +36,7 @@ def test_any_other_branch_plans_and_never_activates(branch: str) -> None:
 
 
 def test_the_migrate_note_tells_a_plan_from_an_apply() -> None:
-    from dataops.delivery.ci_stages import _migrate_note
+    from dataops.ci.stages import _migrate_note
 
     plan = '[{"script": "V3__orders.sql", "checksum": "ab", "statements": ["select 1"]}]'
     apply = '[{"script": "V3__orders.sql", "checksum": "ab", "statements": [], "ms": 12}]'

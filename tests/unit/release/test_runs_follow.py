@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dataops.delivery import runs
-from dataops.delivery.runs import PipelineRunner, StartedRun
 from dataops.errors import DataOpsError, NotReadyError
+from dataops.release import runs
+from dataops.release.runs import PipelineRunner, StartedRun
 
 
 class Clock:

@@ -17,7 +17,7 @@ from typing import Any
 from dataops.clients.airflow_api import FINISHED, AirflowClient, render_log_event
 from dataops.core.pipeline import PipelineSpec, load_spec
 from dataops.core.progress import Report
-from dataops.core.promotion import short
+from dataops.core.promotion import dag_tags, serves, short
 from dataops.core.timespan import intervals
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment
@@ -104,8 +104,6 @@ class PipelineRunner:
     def check_deployment(self, dag: dict[str, Any], timeout: float = 60) -> None:
         """Refuse an Airflow that is not `env`'s own (its DAGs carry the tag env:<name>), and
         wait until it serves the release `env` runs."""
-        from dataops.delivery.releases import dag_tags, serves
-
         tags = dag_tags(dag)
         if f"env:{self.env.name}" not in tags:
             other = sorted(t for t in tags if t.startswith("env:"))

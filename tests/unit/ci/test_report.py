@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from dataops.core.ci_report import CiRun, StageResult, junit, summary
+from dataops.ci.report import CiRun, StageResult, junit, summary
 
 COMMIT = "9c1e4b7d2a3f80e6b5c4d3e2f1a0b9c8d7e6f5a4"
 FAILED_NOTE = (

@@ -18,7 +18,6 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,13 @@ from dataops.core.promotion import (
     RELEASES_REPO,
     HistoryEntry,
     release_payload,
-    release_tag,
+    serves,
     short,
 )
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment, Project
 from dataops.project.state import atomic_write
+from dataops.release.migrator import Migrator
 
 DAGS_FOLDER = "dags"
 PROMOTE_LOCK = 0x70726F6D6F7465  # "promote"
@@ -49,28 +49,6 @@ PROMOTE_LOCK = 0x70726F6D6F7465  # "promote"
 
 class GateRefused(DataOpsError):
     exit_code = ExitCode.FAILED
-
-
-SMOKE_TIMEOUT = 900
-
-
-def dag_tags(dag: dict[str, Any]) -> set[str]:
-    """The tag names of a DAG as Airflow's API shows it."""
-    return {t["name"] if isinstance(t, dict) else str(t) for t in dag.get("tags") or []}
-
-
-def serves(dag: dict[str, Any], release_id: str) -> bool:
-    """A DAG (as Airflow's API shows it) was parsed from `release_id`'s own code: its bundle
-    version is the release, and so is the tag its code put on it."""
-    return dag.get("bundle_version") == release_id and release_tag(release_id) in dag_tags(dag)
-
-
-@dataclass(frozen=True)
-class SmokeRun:
-    pipeline: str
-    run_id: str
-    state: str
-    bundle_version: str  # the release the run ran (Airflow's DAG bundle version)
 
 
 @dataclass
@@ -369,82 +347,6 @@ class Releases:
                     said = True
                 time.sleep(0.5)
 
-    def smoke(self, env: Environment, release_id: str) -> tuple[list[str], list[SmokeRun]]:
-        """The release in `env`, checked for real: every image manifest and blob served by
-        digest from env's registry, env's migrations current, then the pipelines of env's
-        `smoke.stages` run in env's own deployment on this release (each stage's side by side,
-        stages in order). Returns (problems, runs); no problems means it passed."""
-        from dataops.delivery.migrator import Migrator
-
-        problems: list[str] = []
-        record = self.record(env, release_id)
-        with env.registry() as registry:
-            for name, info in record["images"].items():
-                repo = f"dataops/{name}"
-                raw, _, digest = registry.manifest(repo, info["digest"])
-                if digest != info["digest"]:
-                    problems.append(f"{repo}: served {digest}, expected {info['digest']}")
-                document = json.loads(raw)
-                for blob in [document.get("config"), *document.get("layers", [])]:
-                    if blob and not registry.has_blob(repo, blob["digest"]):
-                        problems.append(f"{repo}: blob {blob['digest']} missing")
-        folder = self.sources(env, release_id, "migrations")
-        status = Migrator.for_environment(env, self.report, folder).status()
-        if status.pending:
-            problems.append(f"{len(status.pending)} migration(s) pending in {env.name}")
-        problems += [f"schema drift: {line}" for line in status.drift]
-        runs: list[SmokeRun] = []
-        if problems:
-            return problems, runs
-        if self.active(env) != release_id:
-            problems.append(f"{short(release_id)} is not the release {env.name} runs")
-            return problems, runs
-        runs = self._smoke_runs(env, release_id)
-        problems += [
-            f"{r.pipeline} run {r.run_id}: {r.state}" for r in runs if r.state != "success"
-        ]
-        return problems, runs
-
-    def _smoke_runs(self, env: Environment, release_id: str) -> list[SmokeRun]:
-        from dataops.core.timespan import parse_date
-        from dataops.delivery.runs import PipelineRunner, follow_all
-
-        smoke = env.config.smoke
-        dags = self.sources(env, release_id, "dags")
-        moment = parse_date(smoke.date) if smoke.date else None
-        runs: list[SmokeRun] = []
-        for stage in smoke.stages:
-            started = []
-            for pipeline in stage:
-                runner = PipelineRunner(env, pipeline, self.report, release_id, dags)
-                when = moment or datetime.now(UTC)
-                for run in runner.start(runner.intervals(when, when), lambda run: None):
-                    self.report(f"smoke: {pipeline} {run.run_id} started in {env.name}")
-                    started.append((runner, run))
-            if not started:  # an empty stage (`stages: [[]]`) runs nothing
-                continue
-            try:  # the stage's runs followed together, each reported as it finishes
-                states = follow_all(
-                    [(runner, [run]) for runner, run in started],
-                    SMOKE_TIMEOUT,
-                    lambda change: None,
-                    on_finished=lambda pipeline, run_id, state: self.report(
-                        f"smoke: {pipeline} {run_id} {state}"
-                    ),
-                )
-                for runner, run in started:
-                    state = states[(runner.pipeline, run.run_id)]
-                    version = runner.client.dag_run(runner.pipeline, run.run_id).get(
-                        "bundle_version"
-                    )
-                    runs.append(SmokeRun(runner.pipeline, run.run_id, state, str(version)))
-            finally:
-                for runner, _ in started:
-                    runner.close()
-            if any(r.state != "success" for r in runs):
-                break  # the next stage needs this one's data
-        return runs
-
     # -- promote -------------------------------------------------------------------------------
     def promote(
         self, target: Environment, release_ref: str | None, approve: bool, approver: str
@@ -537,8 +439,6 @@ class Releases:
 
     def _migrate(self, env: Environment, release_id: str) -> list[str]:
         """`env`'s migrations from the release itself (its migrations layer), not the tree."""
-        from dataops.delivery.migrator import Migrator
-
         folder = self.sources(env, release_id, "migrations")
         applied, _ = Migrator.for_environment(env, self.report, folder).apply()
         return [a.script for a in applied]
