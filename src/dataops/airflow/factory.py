@@ -21,6 +21,7 @@ from dataops.core.config import RuntimeConfig, RuntimeKind
 from dataops.core.pipeline import PipelinePlan, PipelineSpec, TaskPlan, plan
 from dataops.core.pods import render_pod, task_args, task_env
 from dataops.core.promotion import release_tag
+from dataops.core.release_record import ReleaseRecord
 
 DOCKER_URL = "unix://var/run/docker.sock"
 
@@ -33,7 +34,7 @@ def dag_for_stub(stub_file: str) -> DAG:
     return build_dag(plan(spec_cache.load(spec_path), str(spec_path)), bundle_root=stub.parent)
 
 
-def _doc(pipeline: PipelinePlan, release: dict[str, Any] | None) -> str:
+def _doc(pipeline: PipelinePlan, release: tuple[str, ReleaseRecord] | None) -> str:
     spec = pipeline.spec
     target = spec.target
     lines = [
@@ -53,8 +54,8 @@ def _doc(pipeline: PipelinePlan, release: dict[str, Any] | None) -> str:
         "Every task is a container whose image is pinned by digest for this environment.",
     ]
     if release:
-        commit = str(release.get("git_commit"))[:12]
-        lines.insert(-2, f"- **release**: `{release.get('id')}` (commit `{commit}`)")
+        release_id, record = release
+        lines.insert(-2, f"- **release**: `{release_id}` (commit `{record.git_commit[:12]}`)")
     try:  # the spec itself (the Code tab shows the stub that loads it)
         text = Path(pipeline.source_file).read_text()
     except OSError:
@@ -90,7 +91,7 @@ def build_dag(pipeline: PipelinePlan, bundle_root: Path | None = None) -> DAG:
     # The release this DAG code came with (its bundle version): named in the DAG's tags and
     # docs, so each release is a DAG version of its own in Airflow.
     release = runtime.release_of(bundle_root) if bundle_root else None
-    release_tags = [release_tag(str(release["id"]))] if release and release.get("id") else []
+    release_tags = [release_tag(release[0])] if release and release[0] else []
     default_args: dict[str, Any] = {
         "owner": spec.owner,
         "retries": spec.retries,

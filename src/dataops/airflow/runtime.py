@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dataops.core.config import RuntimeConfig
 from dataops.core.promotion import RELEASE_FILE
+from dataops.core.release_record import ReleaseRecord
 
 
 def worker_hostname() -> str:
@@ -48,13 +49,16 @@ def registry() -> str:
     return os.environ.get("DATAOPS_REGISTRY", "127.0.0.1:5001")
 
 
-def release_of(bundle_root: Path) -> dict[str, object] | None:
-    """The release record of the DAG bundle version at `bundle_root` (a small local file the
-    bundle wrote), or None for a working tree (tests parse `dags/` directly)."""
+def release_of(bundle_root: Path) -> tuple[str, ReleaseRecord] | None:
+    """(release id, record) of the DAG bundle version at `bundle_root` (a small local file the
+    bundle wrote: the record with its id), or None for a working tree (tests parse `dags/`
+    directly)."""
     try:
-        return dict(json.loads((bundle_root / RELEASE_FILE).read_text()))
+        document = json.loads((bundle_root / RELEASE_FILE).read_text())
     except (FileNotFoundError, ValueError):
         return None
+    release_id = str(document.pop("id", ""))
+    return release_id, ReleaseRecord.parse(document, f"{release_id} in {bundle_root}")
 
 
 def image_ref(bundle_root: str, name: str) -> str:
@@ -63,7 +67,9 @@ def image_ref(bundle_root: str, name: str) -> str:
     `release.json` of the bundle version the run was created on."""
     path = Path(bundle_root) / RELEASE_FILE
     try:
-        digest = json.loads(path.read_text())["images"][name]["digest"]
+        document = json.loads(path.read_text())
+        document.pop("id", None)
+        digest = ReleaseRecord.parse(document, str(path)).images[name].digest
     except FileNotFoundError:
         raise RuntimeError(
             f"{bundle_root} is not a release's DAG bundle (no {RELEASE_FILE}): deployments run "

@@ -30,6 +30,7 @@ from dataops.airflow.runtime import environment, registry
 from dataops.core.dbt_artifacts import PLUGIN_PREFIX, RESULTS_ROUTE, RESULTS_XCOM
 from dataops.core.promotion import RELEASE_MEDIA, RELEASES_REPO
 from dataops.core.release_page import page_data, render, render_dbt_results
+from dataops.core.release_record import ReleaseRecord
 
 PREFIX = PLUGIN_PREFIX
 app = FastAPI(title="dataops", description="Releases of this deployment's environment")
@@ -61,9 +62,10 @@ def _history(env: str, limit: int = 200) -> list[dict[str, Any]]:
     ]
 
 
-def _record(env: str, release_id: str) -> dict[str, Any]:
+def _record(env: str, release_id: str) -> ReleaseRecord:
     with registry_client(env) as client:
-        return dict(json.loads(client.artifact_layer(RELEASES_REPO, release_id, RELEASE_MEDIA)))
+        payload = client.artifact_layer(RELEASES_REPO, release_id, RELEASE_MEDIA)
+    return ReleaseRecord.parse(payload, f"{release_id} in {env}'s registry")
 
 
 def releases(env: str) -> dict[str, Any]:

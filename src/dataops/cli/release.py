@@ -54,13 +54,12 @@ def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> N
     if passed_check:
         releases.check(environment, release_id, passed_check, True, "recorded by release create")
     if as_json:
-        click.echo(json.dumps({"release": release_id, "new": new, **record}, indent=2))
+        click.echo(json.dumps({"release": release_id, "new": new, **record.document()}, indent=2))
         return
     verb = "created" if new else "already existed:"
     ctx.console.print(f"[green]ok[/] release {short(release_id)} {verb} {release_id}")
     ctx.console.print(
-        f"active in {env}; commit {record['git_commit'][:12]}, "
-        f"migration V{record['migration_version']}"
+        f"active in {env}; commit {record.git_commit[:12]}, migration V{record.migration_version}"
     )
 
 
@@ -73,7 +72,7 @@ def show(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> None
     """Show a release (default: the one ENV runs) and its history in ENV."""
     releases, environment = _releases(ctx), ctx.environment(env)
     release_id = releases.resolve(environment, release_ref)
-    record = releases.record(environment, release_id)
+    record = releases.record(environment, release_id).document()
     history = [asdict(e) for e in releases.history(environment, release_id)]
     if as_json:
         click.echo(

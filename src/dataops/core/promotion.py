@@ -4,13 +4,12 @@ an environment runs, and which one a rollback returns to. Pure: the history come
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dataops.core.config import GatesConfig
+from dataops.core.release_record import ReleaseRecord
 from dataops.errors import DataOpsError, ExitCode
 
 # A release is an OCI artifact in `dataops/releases` of each registry: its record (JSON) and
@@ -97,21 +96,15 @@ def serves(dag: dict[str, Any], release_id: str) -> bool:
     return dag.get("bundle_version") == release_id and release_tag(release_id) in dag_tags(dag)
 
 
-def release_payload(record: dict[str, Any]) -> tuple[bytes, str]:
-    """The release's stored bytes and its tag in `dataops/releases`."""
-    payload = json.dumps(record, indent=2, sort_keys=True).encode()
-    return payload, "release-" + hashlib.sha256(payload).hexdigest()[:20]
-
-
 def candidate_detail(
-    source: str, record: dict[str, Any], source_history: Sequence[HistoryEntry]
+    source: str, record: ReleaseRecord, source_history: Sequence[HistoryEntry]
 ) -> dict[str, Any]:
     """The detail of a `candidate` row: what `source` runs now (the release's images by
     digest, commit, manifest, migrations) and the checks it passed or failed there."""
     return {
         "from": source,
-        "images": {n: i["digest"] for n, i in sorted((record.get("images") or {}).items())},
-        **{k: record.get(k) for k in CANDIDATE_FIELDS},
+        "images": record.image_digests(),
+        **{k: record.document().get(k) for k in CANDIDATE_FIELDS},
         "checks": [
             {"check": e.detail.get("check"), "ok": e.ok, "actor": e.actor, "at": e.at}
             | ({"detail": str(e.detail["detail"])[:200]} if e.detail.get("detail") else {})

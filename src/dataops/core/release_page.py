@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from dataops.core.promotion import CANDIDATE, short
+from dataops.core.release_record import ReleaseRecord
 
 _COMPARED = (
     ("git_commit", "git commit"),
@@ -16,25 +17,42 @@ _COMPARED = (
 
 
 def page_data(
-    env: str, active: str | None, record: dict[str, Any] | None, history: list[dict[str, Any]]
+    env: str, active: str | None, record: ReleaseRecord | None, history: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """What the page shows, also served as JSON: the active release and the history."""
     return {
         "environment": env,
         "active_release": active,
-        "record": record,
+        "record": record.document() if record else None,
         "images": [
-            {"name": name, "digest": info.get("digest"), "tag": info.get("tag")}
-            for name, info in sorted(((record or {}).get("images") or {}).items())
+            {"name": name, "digest": image.digest, "tag": image.tag}
+            for name, image in sorted((record.images if record else {}).items())
         ],
+        "facts": _facts(record),
         "checks": [h for h in history if h.get("action") == "check"],
         "upstream": upstream_diff(active, record, history),
         "history": history,
     }
 
 
+def _facts(record: ReleaseRecord | None) -> list[tuple[str, object]]:
+    if record is None:
+        return []
+    return [
+        ("git commit", record.git_commit),
+        ("dbt manifest sha256", record.dbt_manifest_sha256),
+        ("migration version", record.migration_version),
+        (
+            "changed files at release",
+            "not recorded (an older release)"
+            if record.git_dirty is None
+            else ", ".join(record.git_dirty) or "none",
+        ),
+    ]
+
+
 def upstream_diff(
-    active: str | None, record: dict[str, Any] | None, history: list[dict[str, Any]]
+    active: str | None, record: ReleaseRecord | None, history: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     """What the environment this one is promoted from runs and this one does not yet: from
     the newest `candidate` row of the history (newest first). None when there is none."""
@@ -42,8 +60,8 @@ def upstream_diff(
     if candidate is None:
         return None
     theirs = candidate.get("detail") or {}
-    ours = record or {}
-    here = {n: i.get("digest") for n, i in (ours.get("images") or {}).items()}
+    ours = record.document() if record else {}
+    here = record.image_digests() if record else {}
     there = theirs.get("images") or {}
     images = [
         {"name": n, "upstream": there.get(n), "here": here.get(n)}
@@ -73,18 +91,14 @@ def upstream_diff(
 def render(data: dict[str, Any], registry: str) -> str:
     env = escape(str(data["environment"]))
     active = data["active_release"]
-    record = data["record"] or {}
     rows = "".join(
         f"<tr><td>{escape(i['name'])}</td><td><code>{escape(registry)}/dataops/"
         f"{escape(i['name'])}@{escape(str(i['digest']))}</code></td>"
         f"<td><code>{escape(str(i['tag']))}</code></td></tr>"
         for i in data["images"]
     )
-    facts = [
-        ("git commit", record.get("git_commit")),
-        ("dbt manifest sha256", record.get("dbt_manifest_sha256")),
-        ("migration version", record.get("migration_version")),
-        ("changed files at release", ", ".join(record.get("git_dirty") or []) or "none"),
+    facts = data["facts"] or [
+        (label, None) for label in ("git commit", "dbt manifest sha256", "migration version")
     ]
     fact_rows = "".join(
         f"<tr><th>{escape(k)}</th><td><code>{escape(str(v))}</code></td></tr>" for k, v in facts

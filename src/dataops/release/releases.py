@@ -34,9 +34,15 @@ from dataops.core.promotion import (
     RELEASE_MEDIA,
     RELEASES_REPO,
     HistoryEntry,
-    release_payload,
     serves,
     short,
+)
+from dataops.core.release_record import (
+    SCHEMA,
+    ReleaseImage,
+    ReleaseRecord,
+    ReleaseSources,
+    SourceLayer,
 )
 from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment, Project
@@ -111,13 +117,13 @@ class Releases:
     def active(self, env: Environment) -> str | None:
         return promotion.active_release(self.history(env))
 
-    def record(self, env: Environment, release_id: str) -> dict[str, Any]:
-        """The release's JSON, from `env`'s registry."""
+    def record(self, env: Environment, release_id: str) -> ReleaseRecord:
+        """The release's record, from `env`'s registry."""
         with env.registry() as registry:
             payload, digest = registry.artifact(RELEASES_REPO, release_id)
         if digest != release_id:
             raise DataOpsError(f"{env.name} registry served {digest} for release {release_id}")
-        return dict(json.loads(payload))
+        return ReleaseRecord.parse(payload, f"{short(release_id)} in {env.name}'s registry")
 
     def resolve(self, env: Environment, ref: str | None) -> str:
         """A full release id from a prefix (known in any environment), or `env`'s active one."""
@@ -140,7 +146,7 @@ class Releases:
             return []
 
     # -- create --------------------------------------------------------------------------------
-    def create(self, env: Environment) -> tuple[str, dict[str, Any], bool]:
+    def create(self, env: Environment) -> tuple[str, ReleaseRecord, bool]:
         """A release of what `env` was last built with; it becomes active in `env`.
         Returns (id, record, new)."""
         try:
@@ -159,26 +165,26 @@ class Releases:
         dags = compiled_specs.pack_dags(self.project.root / DAGS_FOLDER)
         sql = archive.pack(self.project.migrations_folder)
         dirty = git.dirty_paths(self.project.root, DAGS_FOLDER, self.project.config.migrations.path)
-        record = {
-            "schema": 2,
-            "project": self.project.config.project,
-            "git_commit": self.project.commit or "unknown",
+        record = ReleaseRecord(
+            record_schema=SCHEMA,
+            project=self.project.config.project,
+            git_commit=self.project.commit or "unknown",
             # A release ships the exact tree it was made from (its DAG code and migrations are
             # layers of the release); files that differed from the commit are named here.
-            "git_dirty": dirty,
-            "sources": {
-                "dags": {"digest": archive.digest(dags), "size": len(dags)},
-                "migrations": {"digest": archive.digest(sql), "size": len(sql)},
-            },
-            "images": {
-                name: {"digest": info["digest"], "tag": info["content_hash"]}
+            git_dirty=dirty,
+            sources=ReleaseSources(
+                dags=SourceLayer(digest=archive.digest(dags), size=len(dags)),
+                migrations=SourceLayer(digest=archive.digest(sql), size=len(sql)),
+            ),
+            images={
+                name: ReleaseImage(digest=info["digest"], tag=info["content_hash"])
                 for name, info in sorted(images.items())
             },
-            "dbt_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-            "migration_version": newest,
-            "migration_checksums": {m.script: m.checksum for m in migrations.versioned},
-        }
-        payload, tag = release_payload(record)
+            dbt_manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            migration_version=newest,
+            migration_checksums={m.script: m.checksum for m in migrations.versioned},
+        )
+        payload, tag = record.payload(), record.tag()
         with env.registry() as registry:
             release_id = registry.push_artifact(
                 RELEASES_REPO,
@@ -211,7 +217,7 @@ class Releases:
         except DataOpsError as exc:
             self.report(f"the downstream Releases pages were not told: {exc.reason}")
 
-    def _offer(self, env: Environment, release_id: str, record: dict[str, Any]) -> None:
+    def _offer(self, env: Environment, release_id: str, record: ReleaseRecord) -> None:
         """Append a `candidate` row to the history of each environment promoted from `env`:
         what `env` runs now and its checks there, so that environment's Releases page shows
         what it would receive (its deployment reads only its own warehouse). Informational: an
@@ -283,7 +289,7 @@ class Releases:
             )
         return release_id, self.sources(env, release_id, "dags")
 
-    def _activate(self, env: Environment, release_id: str, record: dict[str, Any]) -> None:
+    def _activate(self, env: Environment, release_id: str, record: ReleaseRecord) -> None:
         """Make `release_id` the one `env` runs: the active-release file its deployment's DAG
         bundle follows, then wait until the deployment serves it."""
         self._write_active(env, release_id, record)
@@ -297,14 +303,14 @@ class Releases:
                 f"{exc.instruction}; or go back: dataops rollback --env {env.name}",
             ) from None
 
-    def _write_active(self, env: Environment, release_id: str, record: dict[str, Any]) -> Path:
+    def _write_active(self, env: Environment, release_id: str, record: ReleaseRecord) -> Path:
         images = {
             name: {
-                "ref": f"{env.image_repository(name)}@{info['digest']}",
-                "digest": info["digest"],
-                "content_hash": info["tag"],
+                "ref": f"{env.image_repository(name)}@{image.digest}",
+                "digest": image.digest,
+                "content_hash": image.tag,
             }
-            for name, info in record["images"].items()
+            for name, image in record.images.items()
         }
         document = {"release": release_id, "env": env.name, "images": images}
         atomic_write(env.active_release_file, json.dumps(document, indent=2) + "\n")
@@ -421,21 +427,18 @@ class Releases:
         source: Environment,
         target: Environment,
         release_id: str,
-        record: dict[str, Any],
+        record: ReleaseRecord,
         result: PromotionResult,
     ) -> None:
         with source.registry() as src, target.registry() as dst:
-            for name, info in record["images"].items():
+            for name, image in record.images.items():
                 self.report(
-                    f"copying dataops/{name}@{info['digest'][:19]} {source.name} -> {target.name}"
+                    f"copying dataops/{name}@{image.digest[:19]} {source.name} -> {target.name}"
                 )
-                oci.copy_image(
-                    src, dst, f"dataops/{name}", info["digest"], info["tag"], result.stats
-                )
-                result.images[name] = info["digest"]
+                oci.copy_image(src, dst, f"dataops/{name}", image.digest, image.tag, result.stats)
+                result.images[name] = image.digest
                 pause("promote.after_image")  # tests stop a registry here
-            tag = release_payload(record)[1]
-            oci.copy_image(src, dst, RELEASES_REPO, release_id, tag, result.stats)
+            oci.copy_image(src, dst, RELEASES_REPO, release_id, record.tag(), result.stats)
 
     def _migrate(self, env: Environment, release_id: str) -> list[str]:
         """`env`'s migrations from the release itself (its migrations layer), not the tree."""
@@ -464,7 +467,7 @@ class Releases:
                 "nothing changed; roll back with --approve as one of the approvers",
             )
         record = self.record(env, release_id)
-        if "sources" not in record:  # made before releases carried their DAG code
+        if not record.carries_code:  # made before releases carried their DAG code
             raise DataOpsError(
                 f"release {short(release_id)} carries no DAG code (a schema-1 release): "
                 f"{env.name}'s Airflow cannot run it; nothing changed",
@@ -472,10 +475,10 @@ class Releases:
                 exit_code=ExitCode.USAGE,
             )
         with env.registry() as registry:
-            for name, info in record["images"].items():
-                if registry.manifest_digest(f"dataops/{name}", info["digest"]) != info["digest"]:
+            for name, image in record.images.items():
+                if registry.manifest_digest(f"dataops/{name}", image.digest) != image.digest:
                     raise DataOpsError(
-                        f"{env.name} registry no longer has dataops/{name}@{info['digest']}",
+                        f"{env.name} registry no longer has dataops/{name}@{image.digest}",
                         "promote the release again instead",
                     )
         with self.connect(env) as conn:

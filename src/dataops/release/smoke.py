@@ -41,11 +41,11 @@ class Smoke:
         problems: list[str] = []
         record = self.releases.record(env, release_id)
         with env.registry() as registry:
-            for name, info in record["images"].items():
+            for name, image in record.images.items():
                 repo = f"dataops/{name}"
-                raw, _, digest = registry.manifest(repo, info["digest"])
-                if digest != info["digest"]:
-                    problems.append(f"{repo}: served {digest}, expected {info['digest']}")
+                raw, _, digest = registry.manifest(repo, image.digest)
+                if digest != image.digest:
+                    problems.append(f"{repo}: served {digest}, expected {image.digest}")
                 document = json.loads(raw)
                 for blob in [document.get("config"), *document.get("layers", [])]:
                     if blob and not registry.has_blob(repo, blob["digest"]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from typing import Any
 
@@ -17,7 +16,6 @@ from dataops.core.promotion import (
     evaluate_gates,
     failed_gates,
     match_release,
-    release_payload,
     require_source,
     rollback_target,
     short,
@@ -305,34 +303,7 @@ def test_match_release_ambiguous_or_unknown_is_a_usage_error(ref: str, count: in
     assert repr(ref) in caught.value.reason
 
 
-# -- release_payload, short, require_source ----------------------------------------------------
-
-
-def test_release_payload_is_deterministic_whatever_the_key_order() -> None:
-    record = {
-        "release": REL_A,
-        "images": {"dbt": "sha256:" + "1" * 64, "ingest": "sha256:" + "2" * 64},
-        "migrations": ["V1__dataops_schema.sql", "V2__raw_tables.sql"],
-        "created_by": "maria.k",
-    }
-    shuffled = {
-        "created_by": "maria.k",
-        "migrations": ["V1__dataops_schema.sql", "V2__raw_tables.sql"],
-        "images": {"ingest": "sha256:" + "2" * 64, "dbt": "sha256:" + "1" * 64},
-        "release": REL_A,
-    }
-    payload, tag = release_payload(record)
-    assert release_payload(shuffled) == (payload, tag)
-    assert json.loads(payload) == record
-    assert re.fullmatch(r"release-[0-9a-f]{20}", tag)
-
-
-def test_release_payload_tag_changes_with_the_content() -> None:
-    _, tag_a = release_payload({"release": REL_A})
-    _, tag_b = release_payload({"release": REL_B})
-    _, tag_list = release_payload({"release": REL_A, "migrations": ["V2", "V1"]})
-    _, tag_order = release_payload({"release": REL_A, "migrations": ["V1", "V2"]})
-    assert len({tag_a, tag_b, tag_list, tag_order}) == 4
+# -- short, require_source ----------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from dataops.core import promotion
 from dataops.core.release_page import page_data, render, render_dbt_results
+from dataops.core.release_record import ReleaseRecord
 
-RECORD = {
+FIELDS = {
+    "schema": 1,
+    "project": "acme",
     "git_commit": "abc123",
     "dbt_manifest_sha256": "f" * 64,
     "migration_version": "3",
     "images": {"load": {"digest": "sha256:" + "1" * 64, "tag": "t1"}},
 }
+RECORD = ReleaseRecord.parse(FIELDS, "test")
+
+
+def record(**changes: object) -> ReleaseRecord:
+    return ReleaseRecord.parse({**FIELDS, **changes}, "test")
 
 
 def test_the_page_names_the_release_its_images_and_escapes_what_it_shows() -> None:
@@ -48,6 +56,13 @@ def test_an_environment_with_no_release_says_so() -> None:
     assert "No release is active in this environment yet." in html
 
 
+def test_the_page_says_when_an_older_release_did_not_record_its_changed_files() -> None:
+    old = render(page_data("prod", "sha256:" + "a" * 64, RECORD, []), "r")
+    assert "not recorded (an older release)" in old
+    new = render(page_data("prod", "sha256:" + "a" * 64, record(git_dirty=["x.sql"]), []), "r")
+    assert "<code>x.sql</code>" in new
+
+
 def candidate_row(release_id: str, detail: dict) -> dict:
     return {
         "id": 9,
@@ -61,7 +76,7 @@ def candidate_row(release_id: str, detail: dict) -> dict:
 
 
 def test_the_page_shows_what_the_upstream_environment_runs_and_this_one_does_not_yet() -> None:
-    ours = {**RECORD, "migration_checksums": {"V3__c.sql": 3}}
+    ours = record(migration_checksums={"V3__c.sql": "3"})
     entry = promotion.HistoryEntry(
         4,
         "sha256:" + "c" * 64,
@@ -71,16 +86,15 @@ def test_the_page_shows_what_the_upstream_environment_runs_and_this_one_does_not
         True,
         {"check": "smoke", "detail": "<b>4 runs</b>"},
     )
-    theirs = {
-        **RECORD,
-        "git_commit": "def456",
-        "migration_version": "4",
-        "migration_checksums": {"V3__c.sql": 3, "V4__d.sql": 4},
-        "images": {
+    theirs = record(
+        git_commit="def456",
+        migration_version="4",
+        migration_checksums={"V3__c.sql": "3", "V4__d.sql": "4"},
+        images={
             "load": {"digest": "sha256:" + "2" * 64, "tag": "t2"},
             "transform": {"digest": "sha256:" + "3" * 64, "tag": "t3"},
         },
-    }
+    )
     detail = promotion.candidate_detail("staging", theirs, [entry])
     assert detail["checks"] == [
         {"check": "smoke", "ok": True, "actor": "qa", "at": entry.at, "detail": "<b>4 runs</b>"}
