@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dataops.core.config import CeleryConfig
+from dataops.core.capacity import celery_worker_slots, host_parallelism, worker_concurrency
 from dataops.core.progress import Report
 from dataops.errors import NotReadyError
 from dataops.local.host import require_free_port
@@ -46,31 +46,6 @@ _HEALTH_KEYS = {
     "triggerer": "triggerer",
     "dag_processor": "dag-processor",
 }
-
-
-def host_parallelism(deployments: int = 1) -> int:
-    """LocalExecutor worker processes of one deployment: two per core shared among the
-    deployments on this host, at least two (Airflow's default is 32)."""
-    return max(2, (2 * (os.cpu_count() or 1)) // max(1, deployments))
-
-
-def worker_concurrency(deployments: int, workers: int) -> int:
-    """Task slots of one Celery worker when `concurrency: auto`: the deployment's share of the
-    host (as for LocalExecutor) split among its workers, at least one."""
-    return max(1, host_parallelism(deployments) // max(1, workers))
-
-
-def hosted_here(url: str) -> bool:
-    """Whether an Airflow URL is a deployment `dataops up` runs on this host."""
-    return url.split("://", 1)[1].startswith(("127.0.0.1", "localhost"))
-
-
-def celery_worker_slots(celery: CeleryConfig, deployments: int) -> dict[str, int]:
-    """Each Celery worker's task slots (`concurrency`, or its share of the host for auto)."""
-    auto = worker_concurrency(deployments, len(celery.workers))
-    return {
-        w.name: auto if w.concurrency == "auto" else int(str(w.concurrency)) for w in celery.workers
-    }
 
 
 def connection_uri(scheme: str, user: str, password: str, host: str, port: int, path: str) -> str:

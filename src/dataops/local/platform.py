@@ -6,9 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dataops.core.capacity import hosted_here
 from dataops.core.progress import Report
 from dataops.local.base_image import BaseImage, ensure_base_image
-from dataops.local.deployment import AirflowDeployment, hosted_here
+from dataops.local.deployment import AirflowDeployment
 from dataops.local.docker_engine import DockerEngine
 from dataops.local.host import ensure_python_packages, install_packages, missing_packages
 from dataops.local.postgres import Postgres

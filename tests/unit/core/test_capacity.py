@@ -4,7 +4,7 @@ workers has the rest waiting behind its own slots."""
 
 from __future__ import annotations
 
-from dataops.cli.validate import queued_wait_seconds
+from dataops.core.capacity import queued_wait_seconds
 from dataops.core.config import CeleryConfig
 
 HOUR = 3600

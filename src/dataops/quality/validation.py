@@ -1,0 +1,162 @@
+"""`dataops validate`'s rules: the project files checked without side effects.
+
+`validate_project` reads dataops.yml's pipelines, migrations and dbt section and returns every
+problem as `file:line:col: key: message` text; what was found fine is reported through the
+callback, one line each. Nothing here prints, connects or writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dataops.core.capacity import celery_worker_slots, hosted_here, queued_wait_seconds
+from dataops.core.config import DbtPackages, LoadedConfig
+from dataops.core.dbt_project import read_project
+from dataops.core.migrations import destructive_changes, read_migrations
+from dataops.core.pipeline import PipelineSpec, load_spec, plan, spec_files, unserved_queues
+from dataops.core.yaml_loader import load_yaml_file
+from dataops.errors import ConfigError
+
+Found = Callable[[str], None]  # told what was checked and found fine, one line each
+
+
+def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
+    """Every problem of the project's files (empty: valid)."""
+    envs = ", ".join(loaded.config.environments)
+    found(f"{loaded.document.source}: project {loaded.config.project!r}, environments {envs}")
+    specs, problems = _pipeline_problems(loaded, found)
+    problems += queued_timeout_problems(loaded, specs)
+    problems += _migration_problems(loaded, found)
+    problems += dbt_problems(loaded, found)
+    return problems
+
+
+def _pipeline_problems(
+    loaded: LoadedConfig, found: Found
+) -> tuple[list[tuple[Path, PipelineSpec]], list[str]]:
+    """Each spec loads, has its DAG stub (and each stub its spec), and every task's queue is
+    served by a worker of each Celery environment."""
+    problems: list[str] = []
+    served = {
+        name: env.airflow.queues
+        for name, env in loaded.config.environments.items()
+        if env.airflow.executor == "celery"
+    }
+    dags = loaded.root / "dags"
+    paths = spec_files(dags / "pipelines")
+    specs: list[tuple[Path, PipelineSpec]] = []
+    for path in paths:
+        try:
+            spec = load_spec(path)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        for env, task, queue in unserved_queues(plan(spec, str(path)), served):
+            document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
+            key = ("queue", task) if isinstance(spec.queue, dict) else ("queue",)
+            workers = loaded.document.where(("environments", env, "airflow", "celery", "workers"))
+            problems.append(
+                f"{document.where(key)}: queue: task {task} goes to queue {queue!r}, which no "
+                f"Celery worker of {env} serves (the workers at {workers} serve "
+                f"{', '.join(sorted(served[env]))}); add it to a worker's queues or change "
+                "the spec's queue"
+            )
+        specs.append((path, spec))
+        stub = dags / f"pipeline_{spec.pipeline}.py"
+        if not stub.exists():
+            problems.append(f"dags/pipelines/{path.name}: no DAG stub dags/{stub.name}")
+            continue
+        found(f"dags/pipelines/{path.name}: {spec.target.table} ({spec.target.mode.value})")
+    names = {p.stem for p in paths}
+    for stub in sorted(dags.glob("pipeline_*.py")):
+        name = stub.stem.removeprefix("pipeline_")
+        if name not in names:
+            problems.append(f"dags/{stub.name}: no spec dags/pipelines/{name}.yml")
+    return specs, problems
+
+
+def _migration_problems(loaded: LoadedConfig, found: Found) -> list[str]:
+    """Migration names, duplicate versions, destructive changes without the allow annotation."""
+    folder = loaded.root / loaded.config.migrations.path
+    try:
+        migrations = read_migrations(folder)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = []
+    for migration in [*migrations.versioned, *migrations.repeatable]:
+        problems += [str(f) for f in destructive_changes(migration)]
+    count = len(migrations.versioned) + len(migrations.repeatable)
+    found(f"{loaded.config.migrations.path}/: {count} migration(s)")
+    return problems
+
+
+def dbt_problems(loaded: LoadedConfig, found: Found) -> list[str]:
+    """The dbt section: the project is there, packages can be had as configured."""
+    dbt = loaded.config.dbt
+    where = loaded.document.where(("dbt", "project_dir"))
+    try:
+        project = read_project(loaded.dbt_dir)
+    except ConfigError as exc:
+        return [f"{where}: dbt.project_dir {dbt.project_dir!r}: {exc}"]
+    problems = []
+    for folder in project.local_package_dirs():
+        if not (folder / "dbt_project.yml").is_file():
+            problems.append(
+                f"{project.root.name}/packages.yml: local package {folder} has no dbt_project.yml"
+            )
+    installed = project.packages_dir
+    if (
+        dbt.packages is DbtPackages.VENDORED
+        and project.packages
+        and not (installed.is_dir() and any(installed.iterdir()))
+    ):
+        problems.append(
+            f"{loaded.document.where(('dbt', 'packages'))}: dbt.packages is vendored, but "
+            f"{installed} is missing or empty (run `dbt deps` where the network is reachable "
+            "and commit it)"
+        )
+    if not problems:
+        packages = f", {len(project.packages)} package(s) ({dbt.packages.value})"
+        found(
+            f"{dbt.project_dir}/: dbt project {project.name!r}"
+            f"{packages if project.packages else ''}"
+        )
+    return problems
+
+
+def queued_timeout_problems(
+    loaded: LoadedConfig, specs: list[tuple[Path, PipelineSpec]]
+) -> list[str]:
+    """A task waiting queued behind others past `task_queued_timeout_seconds` is given back by
+    the scheduler (and failed after its retries) although it is healthy: refuse a longest task
+    timeout that allows it, in each Celery environment."""
+    if not specs:
+        return []
+    path, spec = max(specs, key=lambda item: item[1].timeout_minutes)
+    environments = loaded.config.environments
+    hosted = sum(1 for env in environments.values() if hosted_here(env.airflow.url)) or 1
+    problems = []
+    for name, env in environments.items():
+        celery = env.airflow.celery
+        if env.airflow.executor != "celery" or celery is None:
+            continue
+        slots = celery_worker_slots(celery, hosted)
+        waits = queued_wait_seconds(celery, slots, spec.timeout_minutes * 60)
+        late = {q: wait for q, wait in waits.items() if wait > celery.task_queued_timeout_seconds}
+        if not late:
+            continue
+        queue, needed = max(late.items(), key=lambda item: item[1])
+        document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
+        key = ("timeout_minutes",) if "timeout_minutes" in document.data else ("pipeline",)
+        at = loaded.document.where(("environments", name, "airflow", "celery"))
+        problems.append(
+            f"{document.where(key)}: timeout_minutes: a task may run {spec.timeout_minutes} "
+            f"min, so in {name} (queue_ahead: {celery.queue_ahead}, {sum(slots.values())} "
+            f"slot(s)) a task of queue {queue!r} may wait queued up to {needed} s (with 600 s "
+            f"to spare), past {name}'s task_queued_timeout_seconds: "
+            f"{celery.task_queued_timeout_seconds} ({at}), and the scheduler would give it "
+            f"back; raise task_queued_timeout_seconds to at least {needed}, lower the timeout, "
+            "queue fewer tasks ahead (queue_ahead), or let more workers serve that queue"
+        )
+    return problems
