@@ -41,7 +41,26 @@ PLATFORM = "x86_64-manylinux_2_28"
 # The Dockerfile of every image folder that has none of its own (built with TASK=<folder>).
 SHARED_DOCKERFILE = "task.Dockerfile"
 DBT_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "dbt.py"
-PACKAGE_PARTS = ("__init__.py", "errors.py", "py.typed", "core", "task")
+# What of the package a task image carries: task/ and exactly the core modules it imports
+# (tests/unit/release/test_image_parts.py checks this against the import graph); the host's
+# modules (releases, promotion, CI, the platform) stay out of the images.
+TASK_CORE_MODULES = (
+    "config",
+    "dbt_artifacts",
+    "dbt_project",
+    "failpoints",
+    "pipeline",
+    "schema",
+    "yaml_loader",
+)
+PACKAGE_PARTS = (
+    "__init__.py",
+    "errors.py",
+    "py.typed",
+    "task",
+    "core/__init__.py",
+    *(f"core/{module}.py" for module in TASK_CORE_MODULES),
+)
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
