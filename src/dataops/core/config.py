@@ -217,6 +217,8 @@ class SmokeConfig(_Strict):
 
 
 class EnvironmentConfig(_Strict):
+    """One environment: its own registry, warehouse and Airflow deployment."""
+
     registry: RegistryConfig
     warehouse: WarehouseConfig
     airflow: AirflowConfig
@@ -226,6 +228,8 @@ class EnvironmentConfig(_Strict):
 
 
 class PostgresPlatform(_Strict):
+    """The local PostgreSQL server `dataops up` runs: the warehouses and Airflow's databases."""
+
     port: Annotated[int, Field(ge=1, le=65535)] = 5432
     # The platform's admin role: it owns each warehouse's `dataops` schema and its append-only
     # release history, which the environments' own roles may only read and append to.
@@ -240,6 +244,8 @@ class AirflowPlatform(_Strict):
 
 
 class BaseImageConfig(_Strict):
+    """The Debian image every task image is built on."""
+
     name: str = "dataops/base:bookworm"
     # Pulled when a registry is reachable; otherwise debootstrap builds the same Debian release.
     upstream: str | None = "docker.io/library/python:3.11-slim-bookworm"
@@ -297,6 +303,8 @@ class DbtConfig(_Strict):
 
 
 class ProjectConfig(_Strict):
+    """The project file `dataops.yml`."""
+
     version: Literal[1]
     project: Annotated[str, Field(pattern=_NAME)]
     platform: PlatformConfig = PlatformConfig()

@@ -37,6 +37,9 @@ _COLUMN_TYPES = {
 }
 
 Identifier = Annotated[str, Field(pattern=_IDENT)]
+SCHEDULE_PRESETS = frozenset(
+    {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+)
 
 
 class LoadMode(StrEnum):
@@ -70,6 +73,8 @@ class SourceSpec(_Strict):
 
 
 class TargetSpec(_Strict):
+    """The table the data is loaded into: its columns, and how a load changes it."""
+
     table: Annotated[str, Field(pattern=_TABLE)]
     columns: dict[Identifier, str]
     mode: LoadMode
@@ -109,6 +114,8 @@ class TargetSpec(_Strict):
 
 
 class DbtSpec(_Strict):
+    """The dbt models built (and tested, then published) after each load."""
+
     select: Annotated[str, Field(min_length=1)]
 
 
@@ -116,6 +123,8 @@ TASK_IDS = ("extract", "load", "dbt")
 
 
 class PipelineSpec(_Strict):
+    """One pipeline: a spec file `dags/pipelines/<pipeline>.yml`, one Airflow DAG."""
+
     pipeline: Identifier
     description: str = ""
     owner: Annotated[str, Field(min_length=1)]
@@ -144,11 +153,10 @@ class PipelineSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        presets = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-        if value is None or value in presets or len(value.split()) == 5:
+        if value is None or value in SCHEDULE_PRESETS or len(value.split()) == 5:
             return value
         raise ValueError(
-            f"{value!r} is not a cron expression (5 fields) or one of {sorted(presets)}"
+            f"{value!r} is not a cron expression (5 fields) or one of {sorted(SCHEDULE_PRESETS)}"
         )
 
 
