@@ -46,6 +46,7 @@ def _register() -> None:
         platform,
         release,
         run,
+        schema,
         validate,
     )
 
@@ -53,6 +54,7 @@ def _register() -> None:
         doctor,
         platform,
         validate,
+        schema,
         lint,
         images,
         run,
