@@ -34,7 +34,8 @@ def test_tasks_follow_the_spec(parsed: dict[str, Any]) -> None:
     assert all(dag["doc_md"] for dag in parsed["dags"].values())
     # The Docs tab holds the spec the DAG came from (the Code tab shows the stub).
     doc = parsed["dags"]["flights"]["doc_md"]
-    assert "## The spec: `dags/pipelines/flights.yml`\n\n```yaml\n# NYC flights" in doc
+    assert "## The spec: `dags/pipelines/flights.yml`\n\n```yaml\n# yaml-language-server" in doc
+    assert "\n# NYC flights" in doc
     assert "\npipeline: flights\n" in doc and "queue: {load: heavy}" in doc
 
 
