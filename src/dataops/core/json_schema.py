@@ -165,7 +165,10 @@ def _refine_dataops(schema: JsonSchemaValue) -> None:
         config.RegistryAuth.HTPASSWD.value,
         {
             "required": ["username", "password_env"],
-            "properties": {"username": {"minLength": 1}, "password_env": {"type": "string"}},
+            "properties": {
+                "username": {"type": "string", "minLength": 1},
+                "password_env": {"type": "string"},
+            },
         },
     )
     # AirflowConfig._executor

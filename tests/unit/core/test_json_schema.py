@@ -265,6 +265,12 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         {"environments.staging.registry.username": DELETE},
         "environments.staging.registry",
     ),
+    (
+        "dataops",
+        {"environments.prod.registry.username": None},
+        "environments.prod.registry.username",
+    ),
+    ("dataops", {"environments.prod.registry.username": ""}, "environments.prod.registry.username"),
     ("dataops", {"environments.dev.airflow.executor": "celery"}, "environments.dev.airflow"),
     ("dataops", {"environments.staging.airflow.executor": "local"}, None),
     ("dataops", {"environments.staging.airflow.parallelism": 4}, None),
