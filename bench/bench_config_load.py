@@ -1,7 +1,7 @@
 """Benchmark: how long dataops.yml loading takes on hostile and on large legitimate files.
 
 Run: .venv/bin/python bench/bench_config_load.py
-Prints one line per case (best of 5, milliseconds); the README shows the last figures.
+Prints one line per case (best of 5, milliseconds); docs/benchmarks.md holds the current figures.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every `dataops` command (documented in the README)."""
+    """Exit codes of every `dataops` command (documented in docs/reference/exit-codes.md)."""
 
     OK = 0
     FAILED = 1  # a check failed (tests, lint, a health check)

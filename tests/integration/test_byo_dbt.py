@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -212,14 +211,11 @@ def test_lint_renders_its_macros_with_its_own_config_and_nothing_else(tmp_path: 
     (tmp_path / ".sqlfluff").write_text("[sqlfluff]\ndialect = ansi\nmax_line_length = 10\n")
     config = project / "dataops.yml"
     env = {"DATAOPS_STATE_DIR": str(tmp_path / "state")}
-    started = time.monotonic()
     clean = run_dataops("lint", "--all", "--format", "json", config=config, env=env)
-    elapsed = time.monotonic() - started
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)
     assert report["checked"]["sql"] == 3 and report["findings"] == []
     assert "templater = dbt is replaced by the jinja templater" in clean.stderr
-    assert elapsed < 30  # generous: the figure of record is in the README (bench)
 
     # The team's rules apply (upper-case keywords), and its macros and its packages' render
     # (no TMP finding for acme_utils.cents_to_dollars, acme_dates.month_start, safe_ratio).

@@ -144,8 +144,8 @@ class SlimCi:
                 + "\n  ".join(outside[:10]),
                 "route every node through the target schema in the CI target "
                 f"({config.dbt.ci_target!r}): the project's generate_schema_name must build "
-                "into target.schema or target.schema_<custom> there (see README, Bring your "
-                "own dbt project)",
+                "into target.schema or target.schema_<custom> there (see "
+                "docs/how-to/bring-your-dbt-project.md)",
             )
         schemas = sorted({schema, *nodes.values()})
         current = json.loads((target / "manifest.json").read_text())

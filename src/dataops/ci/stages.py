@@ -218,6 +218,9 @@ def _unit_files(c: CiContext) -> tuple[str, ...]:
         ":(exclude)bench/",
         ":(exclude)docs/",
         ":(exclude)README.md",
+        ":(exclude)CHANGELOG.md",
+        ":(exclude)CONTRIBUTING.md",
+        ":(exclude)mkdocs.yml",
     )
 
 

@@ -12,7 +12,8 @@ from dataops.cli.context import Context
 from dataops.errors import DataOpsError, ExitCode
 
 EPILOG = """Exit codes: 0 ok, 1 a check failed, 2 usage or config error,
-3 host or platform not ready. Docs: README.md in the project (CLI reference and troubleshooting)."""
+3 host or platform not ready. Docs: docs/ in the project (`make docs` serves them: CLI
+reference, troubleshooting)."""
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})

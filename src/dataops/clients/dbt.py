@@ -173,7 +173,7 @@ def install_packages(
         f"dbt deps in {project.root} could not install the packages{where}: {reason}",
         f"vendor them: run `dbt deps` in {project.root} on a machine with network access, "
         f"commit {project.packages_install_path}/ and set `dbt: {{packages: vendored}}` in "
-        "dataops.yml; local: packages need no network (see README, Bring your own dbt project)",
+        "dataops.yml; local: packages need no network (see docs/how-to/bring-your-dbt-project.md)",
         exit_code=ExitCode.USAGE,
     )
 
@@ -251,7 +251,7 @@ def check_audit_routing(
             f"{len(problems)} node(s); with {macro} they would skip the quality gate:\n  {shown}",
             "build every node through generate_schema_name: use `schema:` (not the legacy "
             "`target_schema`/`target_database`) on snapshots, and no dispatch override of "
-            "generate_schema_name; see README, Bring your own dbt project",
+            "generate_schema_name; see docs/how-to/bring-your-dbt-project.md",
         )
 
 

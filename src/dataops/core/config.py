@@ -145,7 +145,7 @@ class AirflowConfig(_Strict):
     # LocalExecutor worker processes; "auto" shares the host's cores among the deployments.
     parallelism: Literal["auto"] | Annotated[int, Field(ge=1, le=512)] = "auto"
     # local: LocalExecutor (tasks run as the scheduler's children); celery: CeleryExecutor
-    # with a Redis broker and the workers of `celery:` (see README "Scaling out").
+    # with a Redis broker and the workers of `celery:` (see docs/how-to/scale-out.md).
     executor: Literal["local", "celery"] = "local"
     celery: CeleryConfig | None = None
 

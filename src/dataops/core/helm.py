@@ -19,7 +19,7 @@ from dataops.core.config import EnvironmentConfig, RuntimeConfig, RuntimeKind
 AIRFLOW_VERSION = "3.3.2"
 HELM_DIR = "infra/helm"
 BUNDLE_CLASS = "dataops.airflow.bundle.ReleaseDagBundle"
-ACTIVE_MOUNT = "/opt/airflow/dataops"  # the active-release ConfigMap (see README)
+ACTIVE_MOUNT = "/opt/airflow/dataops"  # the active-release ConfigMap (docs/how-to/scale-out.md)
 
 
 def secret_name(env: str, what: str) -> str:

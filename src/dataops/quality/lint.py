@@ -115,7 +115,8 @@ def sqlfluff_setup(
         notes.append(
             f"{source.name}: templater = dbt is replaced by the jinja templater with the "
             "project's and packages' macros (the dbt templater needs a warehouse connection "
-            "and is slower; see README); every other setting is the project's"
+            "and is slower; see docs/how-to/bring-your-dbt-project.md); every other setting "
+            "is the project's"
         )
     elif templater not in ("jinja", "raw", "placeholder", "python"):
         raise ConfigError(f"{source}: unknown sqlfluff templater {templater!r}")
@@ -189,7 +190,8 @@ def package_macros(project: dbt_project.DbtProjectFile) -> dict[str, list[str]]:
         raise DataOpsError(
             f"{project.root.name}/packages.yml needs {', '.join(missing)}, which are not "
             f"installed in {project.packages_install_path}/: their macros cannot be rendered",
-            f"run `dbt deps` in {project.root} (or vendor the packages, see README)",
+            f"run `dbt deps` in {project.root} (or vendor the packages, see "
+            "docs/how-to/bring-your-dbt-project.md)",
             exit_code=ExitCode.USAGE,
         )
     return found
