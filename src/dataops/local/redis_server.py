@@ -73,15 +73,21 @@ appendfsync everysec
 
         # One try each: redis-py 8 retries a failed command three times with backoff by default
         # (4.5 s for the refused anonymous ping), and whoever asks for health retries already.
-        once = {"socket_timeout": 3, "retry": Retry(NoBackoff(), 0)}
+        once = Retry(NoBackoff(), 0)
         try:
-            anonymous = redis.Redis(host="127.0.0.1", port=self.port, **once)
+            anonymous = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=3, retry=once)
             try:
                 anonymous.ping()
                 return Health.UNHEALTHY, "answers without a password"
             except redis.AuthenticationError:
                 pass
-            client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password(), **once)
+            client = redis.Redis(
+                host="127.0.0.1",
+                port=self.port,
+                password=self.password(),
+                socket_timeout=3,
+                retry=once,
+            )
             client.ping()
         except redis.RedisError as exc:
             return Health.UNHEALTHY, f"{type(exc).__name__}: {exc}"
