@@ -28,11 +28,11 @@ def engine_answers() -> str | None:
         return None
 
 
-def docker(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`docker ARGS...`, output captured, never raising on a non-zero exit."""
     return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=False, timeout=timeout, **kwargs
-    )  # type: ignore[call-overload]
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
 
 
 def image_inspect(name: str) -> tuple[str, str] | None:

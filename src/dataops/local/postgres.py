@@ -35,6 +35,7 @@ def postgres_bindir() -> Path:
 
 class Postgres(Service):
     name = "postgres"
+    log_path: str  # always set: the server's log file
 
     def __init__(self, project: Project) -> None:
         config = project.config
@@ -78,10 +79,10 @@ class Postgres(Service):
     def _as_owner(self, argv: list[str]) -> list[str]:
         return ["runuser", "-u", self.user, "--", *argv] if self.user else argv
 
-    def _run(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def _run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self._as_owner(argv), capture_output=True, text=True, check=False, **kwargs
-        )  # type: ignore[call-overload]
+            self._as_owner(argv), input=input, capture_output=True, text=True, check=False
+        )
 
     def _pid(self) -> int | None:
         try:
