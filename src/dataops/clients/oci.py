@@ -125,7 +125,8 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         self._check(response, f"manifest {repo}:{reference}")
-        return response.headers.get("docker-content-digest")
+        digest: str | None = response.headers.get("docker-content-digest")  # httpx: Any
+        return digest
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media: str) -> str:
         response = self._check(
@@ -137,7 +138,8 @@ class RegistryClient:
             ),
             f"put manifest {repo}:{reference}",
         )
-        return response.headers.get("docker-content-digest", "")
+        digest: str = response.headers.get("docker-content-digest", "")  # httpx: Any
+        return digest
 
     # -- blobs -------------------------------------------------------------------------------
     def has_blob(self, repo: str, digest: str) -> bool:
