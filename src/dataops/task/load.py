@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 from psycopg import sql
@@ -402,6 +403,14 @@ def _check_parts(path: Path, parts: Sequence[Part]) -> None:
         )
 
 
+class _SecondStream(TypedDict, total=False):
+    """What the second stream's thread hands back to the caller's thread."""
+
+    connection: psycopg.Connection  # set once connected, to cancel it if the first part fails
+    rows: int  # set when its part is copied
+    error: BaseException  # set when it failed
+
+
 def _copy_two(
     conn: psycopg.Connection,
     conninfo: str,
@@ -413,7 +422,7 @@ def _copy_two(
     """The first part on `conn` (in the load's transaction), the second at the same time on a
     session of its own, committed when it is all in: two backends parse the CSV, one per core."""
     first, second = parts
-    outcome: dict[str, object] = {}
+    outcome: _SecondStream = {}
 
     def run_second() -> None:
         try:
@@ -442,7 +451,7 @@ def _copy_two(
     error = outcome.get("error")
     if isinstance(error, BaseException):
         raise error
-    return rows + int(outcome["rows"])  # type: ignore[call-overload]
+    return rows + int(outcome["rows"])
 
 
 def _drop_leftover_stages(conn: psycopg.Connection, spec: PipelineSpec) -> None:
