@@ -240,7 +240,7 @@ class SlimCi:
             )
         dropped = []
         with conn.transaction():
-            owners = dict(
+            owners: dict[str, str] = dict(
                 conn.execute(
                     "select nspname, pg_get_userbyid(nspowner) from pg_namespace"
                     " where nspname = any(%s)",

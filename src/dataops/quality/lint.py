@@ -276,7 +276,7 @@ def docker_findings(root: Path, files: list[Path], timeout: float) -> list[Findi
 def spec_findings(loaded: LoadedConfig, files: list[Path]) -> list[Finding]:
     from dataops.core.pipeline import load_spec
 
-    findings = []
+    findings: list[Finding] = []
     for path in files:
         try:
             load_spec(path)
