@@ -280,8 +280,10 @@ def ci_enqueue(repo: Path) -> None:
 
     from dataops.ci import remote as ci_remote
 
-    updates = [tuple(line.split()[:3]) for line in sys.stdin if len(line.split()) >= 3]
-    for commit in ci_remote.enqueue(repo, updates):  # type: ignore[arg-type]
+    updates: list[tuple[str, str, str]] = [
+        tuple(line.split()[:3]) for line in sys.stdin if len(line.split()) >= 3
+    ]
+    for commit in ci_remote.enqueue(repo, updates):
         click.echo(f"dataops ci: queued {commit[:12]}; see: dataops ci status --repo {repo}")
 
 
