@@ -371,7 +371,9 @@ def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, baked: _
     runner = dbtRunner(manifest=baked.manifest)
     result = runner.invoke([*args, "--no-write-json", "--project-dir", str(project_dir)])
     executed = result.result
-    if hasattr(executed, "write"):  # what dbt writes with --write-json, run_results only
+    # What dbt writes with --write-json, run_results only. `is not None` is for mypy, whose
+    # hasattr() narrowing keeps None in dbtRunnerResult.result's union.
+    if executed is not None and hasattr(executed, "write"):
         results = work_dir / "target" / "run_results.json"
         results.parent.mkdir(parents=True, exist_ok=True)
         executed.write(str(results))
