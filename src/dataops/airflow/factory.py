@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator
 from docker.types import Mount
@@ -24,6 +24,14 @@ from dataops.core.promotion import release_tag
 from dataops.core.release_record import ReleaseRecord
 
 DOCKER_URL = "unix://var/run/docker.sock"
+
+if TYPE_CHECKING:  # for mypy only: nothing more to make when a DAG file is parsed
+    from typing import TypedDict
+
+    class _Queue(TypedDict, total=False):
+        """The operator's Celery `queue` when the spec names one (else Airflow's default)."""
+
+        queue: str
 
 
 def dag_for_stub(stub_file: str) -> DAG:
@@ -147,6 +155,7 @@ def _docker_operator(
         f"registry_{env}" if os.environ.get(f"AIRFLOW_CONN_REGISTRY_{env.upper()}") else None
     )
     operator = TransformContainerOperator if task.image == "transform" else TaskContainerOperator
+    queue: _Queue = {"queue": task.queue} if task.queue else {}
     made = operator(
         dag=dag,
         task_id=task.task_id,
@@ -164,7 +173,7 @@ def _docker_operator(
         auto_remove="force",
         force_pull=False,
         tty=False,
-        **({"queue": task.queue} if task.queue else {}),
+        **queue,
     )
     made.warehouse_conn_id = f"warehouse_{env}"
     return made
@@ -176,6 +185,7 @@ def _pod_operator(
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     pod = render_pod(spec, task, env, config, _image(task))
+    queue: _Queue = {"queue": task.queue} if task.queue else {}
     return KubernetesPodOperator(
         dag=dag,
         task_id=task.task_id,
@@ -186,5 +196,5 @@ def _pod_operator(
         get_logs=True,
         on_finish_action="delete_pod",
         in_cluster=True,
-        **({"queue": task.queue} if task.queue else {}),
+        **queue,
     )
