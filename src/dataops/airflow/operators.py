@@ -33,7 +33,7 @@ TASK_UID = 10001  # the task images' user
 MICROSECOND = timedelta(microseconds=1)
 # DockerOperator's own `hook` (a cached_property): the hook it makes, logging in when it has a
 # docker_conn_id.
-_PROVIDER_HOOK: Any = DockerOperator.__dict__["hook"]
+_PROVIDER_HOOK: cached_property[DockerHook] = DockerOperator.__dict__["hook"]
 
 
 class TaskContainerOperator(DockerOperator):
@@ -156,7 +156,7 @@ class TaskContainerOperator(DockerOperator):
     def stderr_lines(self) -> list[str]:
         return list(self._streams.lines) if self._streams else []
 
-    def on_output(self, context: Any, stdout: list[str]) -> None:
+    def on_output(self, context: Any, stdout: list[str | bytes]) -> None:
         """What the container printed to stdout (the last line when it succeeded, every line
         when it failed): nothing to do here; the dbt step keeps its results."""
 
@@ -176,7 +176,7 @@ class TransformContainerOperator(TaskContainerOperator):
 
     operator_extra_links = (DbtResultsLink(),)
 
-    def on_output(self, context: Any, stdout: list[str]) -> None:
+    def on_output(self, context: Any, stdout: list[str | bytes]) -> None:
         for line in reversed(stdout):
             text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
             if text.startswith('{"step": "transform"'):
