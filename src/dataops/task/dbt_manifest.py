@@ -32,12 +32,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dataops.core.dbt_artifacts import retarget_manifest
 from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
 from dataops.task import jinja_cache
 from dataops.task.files import TaskError
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
 
 PLACEHOLDER_AUDIT = "dataops0baked0audit0name"
 PLACEHOLDER_DATABASE = "dataops0baked0database"
@@ -155,7 +158,7 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
                 )
                 if not result.success or result.result is None:
                     raise TaskError(f"dbt parse for target {target} failed: {result.exception}")
-                manifest = result.result
+                manifest = cast("Manifest", result.result)  # what `dbt parse` returns
                 used_env.update({k: str(v) for k, v in (manifest.env_vars or {}).items()})
                 if deferred is not None:  # what --defer does at run time, done once here
                     manifest.merge_from_artifact(other=deferred)
