@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from dataops.cli.context import Context, pass_context
-from dataops.errors import ExitCode
 
 
 @click.group()
@@ -30,8 +29,8 @@ def values(ctx: Context, envs: tuple[str, ...], check: bool) -> None:
     Secret), and every secret as a Kubernetes Secret by name (no value is ever written).
     Idempotent: an unchanged file is left alone."""
     from dataops import __version__
+    from dataops.cli.generated import sync_files
     from dataops.core.helm import HELM_DIR, render
-    from dataops.project.state import atomic_write
 
     loaded = ctx.loaded()
     known = loaded.config.environments
@@ -40,26 +39,11 @@ def values(ctx: Context, envs: tuple[str, ...], check: bool) -> None:
         raise click.UsageError(
             f"no environment named {unknown[0]!r} in dataops.yml ({', '.join(known)})"
         )
-    stale = []
-    for env in envs or tuple(known):
-        path = loaded.root / HELM_DIR / env / "values.yaml"
-        text = render(env, known[env], __version__)
-        current = path.read_text() if path.exists() else None
-        if current == text:
-            ctx.console.print(f"[green]ok[/] {HELM_DIR}/{env}/values.yaml is up to date")
-        elif check:
-            stale.append(f"{HELM_DIR}/{env}/values.yaml")
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, text, 0o644)
-            ctx.console.print(f"[green]wrote[/] {HELM_DIR}/{env}/values.yaml")
-    if stale:
-        click.echo(
-            f"error: {', '.join(stale)} differ from what dataops.yml renders; run "
-            "`dataops helm values` and commit the result",
-            err=True,
-        )
-        raise SystemExit(int(ExitCode.FAILED))
+    files = {
+        f"{HELM_DIR}/{env}/values.yaml": render(env, known[env], __version__)
+        for env in envs or tuple(known)
+    }
+    sync_files(ctx, loaded.root, files, check, "dataops.yml", "dataops helm values")
 
 
 def register(group: click.Group) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from dataops.cli.context import Context, pass_context
-from dataops.errors import ExitCode
 
 # json_schema.SCHEMAS, named here so that `dataops` starts without importing the models.
 NAMES = ("dataops", "pipeline")
@@ -54,31 +51,13 @@ def schema(ctx: Context, name: str | None, write: bool, check: bool) -> None:
             )
         click.echo(render(name), nl=False)
         return
+    from dataops.cli.generated import sync_files
     from dataops.core.config import find_config
-    from dataops.project.state import atomic_write
 
     # Found, not loaded: a dataops.yml that does not validate yet is what the schema helps fix.
     root = (ctx.config_path or find_config()).resolve().parent
-    stale = []
-    for each in [name] if name else NAMES:
-        relative = SCHEMAS[each].path
-        path: Path = root / relative
-        text = render(each)
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
-        if current == text:
-            ctx.console.print(f"[green]ok[/] {relative} is up to date")
-        elif check:
-            stale.append(relative)
-        else:
-            atomic_write(path, text, 0o644)
-            ctx.console.print(f"[green]wrote[/] {relative}")
-    if stale:
-        click.echo(
-            f"error: {', '.join(stale)} differ(s) from what this dataops makes; run "
-            "`dataops schema --write` and commit the result",
-            err=True,
-        )
-        raise SystemExit(int(ExitCode.FAILED))
+    files = {str(SCHEMAS[each].path): render(each) for each in ([name] if name else NAMES)}
+    sync_files(ctx, root, files, check, "this dataops", "dataops schema --write")
 
 
 def register(group: click.Group) -> None:
