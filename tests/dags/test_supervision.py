@@ -1,5 +1,5 @@
-"""`dataops.airflow.supervision`: Airflow's task supervisor stops sleeping a whole heartbeat
-interval between its task process's EOF and its exit, and changes nothing else."""
+"""`dataops.patches.airflow.supervisor`: Airflow's task supervisor stops sleeping a whole
+heartbeat interval between its task process's EOF and its exit, and changes nothing else."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import psutil
 import pytest
 from airflow.sdk.execution_time.supervisor import ActivitySubprocess, PsutilTracker
 
-from dataops.airflow import supervision
+from dataops.patches.airflow import supervisor as supervision
 
 
 class RecordingSelector(selectors.DefaultSelector):
@@ -113,7 +113,6 @@ assert ActivitySubprocess._service_subprocess._dataops_exit_poll
 
 from celery import Celery
 from dataops.airflow.celery_config import CELERY_CONFIG
-from dataops.airflow import supervision
 
 ActivitySubprocess._service_subprocess = ActivitySubprocess._service_subprocess.__wrapped__
 app = Celery("check", config_source=CELERY_CONFIG)
@@ -132,3 +131,11 @@ print("ok")
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_the_old_module_name_is_the_patch() -> None:
+    # The airflow.cfg comments (dataops.local.deployment) name dataops.airflow.supervision.
+    from dataops.airflow import supervision as old
+
+    assert old.install is supervision.install
+    assert old.EXIT_POLL_SECONDS == supervision.EXIT_POLL_SECONDS

@@ -1,6 +1,7 @@
 """The Celery app configuration of a CeleryExecutor deployment (`[celery] celery_config_options`
 names `CELERY_CONFIG`): the provider's own, plus `imports` that a worker loads before it forks
-its pool processes, so each one's task supervisor has `dataops.airflow.supervision`'s fix."""
+its pool processes, so each one's task supervisor has `dataops.patches.airflow.supervisor`'s
+fix."""
 
 from __future__ import annotations
 

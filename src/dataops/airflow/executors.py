@@ -1,5 +1,6 @@
 """The deployments' LocalExecutor: Airflow's own, in a scheduler whose task supervisors notice a
-task's exit at once (`dataops.airflow.supervision`; `[core] executor` names this class).
+task's exit at once (`dataops.patches.airflow.supervisor`; `[core] executor` names this class,
+`dataops.airflow.executors.LocalExecutor`).
 
 The scheduler imports this module before it starts the executor, which forks its worker
 processes, so each worker's supervisor has the fix.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from airflow.executors.local_executor import LocalExecutor as _AirflowLocalExecutor
 
-from dataops.airflow.supervision import install
+from dataops.patches.airflow.supervisor import install
 
 install()
 
