@@ -1,6 +1,6 @@
 """What the DAG factory does to make each parse cheaper leaves the DAGs exactly as Airflow makes
-them: the operators' `_convert_<name> = None` (dataops.airflow.operators) and Airflow's DAG
-defaults read once per process (dataops.airflow.factory)."""
+them: the operators' `_convert_<name> = None` (dataops.patches.airflow.docker_operator) and
+Airflow's DAG defaults read once per process (dataops.airflow.factory)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def test_every_attribute_set_while_the_factory_makes_a_task_finds_its_converter_
 ) -> None:
     """No attribute lookup fails in BaseOperator.__setattr__ (each failure costs ~1 us): every
     name set while a task is made has a `_convert_` entry, a converter or None. A new Airflow that
-    sets a new attribute fails here, naming it (add it to operators._NO_CONVERTER_NAMES)."""
+    sets a new attribute fails here, naming it (add it to NO_CONVERTER_NAMES of
+    dataops.patches.airflow.docker_operator)."""
     set_keys: list[tuple[type, str]] = []
     real = TaskContainerOperator.__setattr__
 

@@ -18,12 +18,18 @@ from typing import Any
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import BaseHook, BaseOperator, BaseOperatorLink
+from airflow.sdk import BaseHook, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
 from docker.types import Mount
 
 from dataops.core.dbt_artifacts import RESULTS_XCOM, results_url
 from dataops.core.timespan import interval_for
+from dataops.patches.airflow.docker_operator import (
+    NO_CONVERTER_NAMES,
+    declare_no_converters,
+    hook_without_login,
+    set_login_hook,
+)
 
 # dataops-task's exit code for "a dbt data test failed": the same data fails the same way.
 EXIT_QUALITY_GATE = 3
@@ -31,9 +37,6 @@ SECRETS_MOUNT = "/run/dataops"
 SECRETS_FILE = f"{SECRETS_MOUNT}/secrets.env"
 TASK_UID = 10001  # the task images' user
 MICROSECOND = timedelta(microseconds=1)
-# DockerOperator's own `hook` (a cached_property): the hook it makes, logging in when it has a
-# docker_conn_id.
-_PROVIDER_HOOK: cached_property[DockerHook] = DockerOperator.__dict__["hook"]
 
 
 class TaskContainerOperator(DockerOperator):
@@ -64,17 +67,13 @@ class TaskContainerOperator(DockerOperator):
         each one makes the registry check the password (bcrypt, about 0.1 s of CPU). An image
         pinned by digest that the engine already has is run without pulling, so nothing needs
         the login then; `_login_if_pulling` logs in when the image must be pulled."""
-        conn_id, self.docker_conn_id = self.docker_conn_id, None
-        try:
-            return _PROVIDER_HOOK.func(self)
-        finally:
-            self.docker_conn_id = conn_id
+        return hook_without_login(self)
 
     def _login_if_pulling(self) -> None:
         """Log in to the registry (a new client, as the provider makes it) when DockerOperator's
         `execute` is about to pull: the image is not in the engine, or `force_pull`."""
         if self.docker_conn_id and (self.force_pull or not self.cli.images(name=self.image)):
-            self.__dict__["hook"] = _PROVIDER_HOOK.func(self)
+            set_login_hook(self)
 
     @property
     def cli(self) -> Any:
@@ -189,134 +188,9 @@ class TransformContainerOperator(TaskContainerOperator):
         self.log.warning("the dbt step printed no results summary; no dbt results to show")
 
 
-# The attributes set on a task as the factory makes it that have no converter (Airflow 3.3.2's
-# BaseOperator and DockerOperator, and our warehouse_conn_id). A list, not worked out from the
-# classes' signatures at import: the dag-processor imports this module afresh for every file
-# it parses, and working it out (~0.35 ms) cost more than it saves. tests/dags/test_parse_cost.py
-# fails, naming the attribute, when a new Airflow sets one that is not here.
-_NO_CONVERTER_NAMES = (
-    "_logger_name",
-    "_post_execute_hook",
-    "_pre_execute_hook",
-    "_private_environment",
-    "_task_display_name",
-    "allow_nested_operators",
-    "api_version",
-    "auto_remove",
-    "cap_add",
-    "command",
-    "container",
-    "container_name",
-    "cpus",
-    "dag",
-    "depends_on_past",
-    "device_requests",
-    "dns",
-    "dns_search",
-    "do_xcom_push",
-    "doc",
-    "doc_json",
-    "doc_md",
-    "doc_rst",
-    "doc_yaml",
-    "docker_conn_id",
-    "docker_url",
-    "downstream_task_ids",
-    "email",
-    "email_on_failure",
-    "email_on_retry",
-    "end_date",
-    "entrypoint",
-    "env_file",
-    "environment",
-    "execution_timeout",
-    "executor",
-    "executor_config",
-    "extra_hosts",
-    "force_pull",
-    "host_tmp_dir",
-    "hostname",
-    "ignore_first_depends_on_past",
-    "image",
-    "inlets",
-    "ipc_mode",
-    "labels",
-    "log_opts_max_file",
-    "log_opts_max_size",
-    "map_index_template",
-    "max_active_tis_per_dag",
-    "max_active_tis_per_dagrun",
-    "mem_limit",
-    "mount_tmp_dir",
-    "mounts",
-    "multiple_outputs",
-    "network_mode",
-    "on_execute_callback",
-    "on_failure_callback",
-    "on_retry_callback",
-    "on_skipped_callback",
-    "on_success_callback",
-    "outlets",
-    "owner",
-    "params",
-    "pool",
-    "pool_slots",
-    "port_bindings",
-    "priority_weight",
-    "privileged",
-    "queue",
-    "render_template_as_native_obj",
-    "retrieve_output",
-    "retrieve_output_path",
-    "retry_exponential_backoff",
-    "retry_policy",
-    "run_as_user",
-    "shm_size",
-    "skip_on_exit_code",
-    "start_date",
-    "task_group",
-    "task_id",
-    "timeout",
-    "tls_ca_cert",
-    "tls_client_cert",
-    "tls_client_key",
-    "tls_hostname",
-    "tls_ssl_version",
-    "tls_verify",
-    "tmp_dir",
-    "trigger_rule",
-    "tty",
-    "ulimits",
-    "upstream_task_ids",
-    "user",
-    "wait_for_downstream",
-    "wait_for_past_depends_before_skipping",
-    "warehouse_conn_id",
-    "weight_rule",
-    "working_dir",
-    "xcom_all",
-)
-
-
-def _declare_no_converters(cls: type[BaseOperator], names: tuple[str, ...]) -> frozenset[str]:
-    """Give `cls` a `_convert_<name> = None` for each of `names` that has no converter, and
-    return those names.
-
-    BaseOperator.__setattr__ looks up `_convert_<name>` (a converter applied to the value) for
-    every attribute set, about 110 per task as it is made, and for all but six the lookup fails
-    (Python raises and catches AttributeError inside getattr): about 0.05 ms per DAG of three
-    tasks in every parse (bench/bench_dag_parse.py, 2026-12-07). Found as None, it does what a
-    miss does: nothing. A name that has a converter anywhere in the class's MRO keeps it
-    (checked here, against the Airflow installed), so converting is unchanged.
-    """
-    declared = frozenset(n for n in names if getattr(cls, f"_convert_{n}", None) is None)
-    for name in declared:
-        setattr(cls, f"_convert_{name}", None)
-    return declared
-
-
-# TransformContainerOperator too
-NO_CONVERTER = _declare_no_converters(TaskContainerOperator, _NO_CONVERTER_NAMES)
+# No failed `_convert_<name>` lookup per attribute set (dataops.patches.airflow.docker_operator);
+# TransformContainerOperator too.
+NO_CONVERTER = declare_no_converters(TaskContainerOperator, NO_CONVERTER_NAMES)
 
 
 class SplitStreams:
