@@ -3,28 +3,21 @@ the UI's navigation, each dbt step's results page) and the dbt step's "dbt resul
 
 Every Airflow process loads every plugin, task processes too (for the macros). The pages import
 Airflow's API server (FastAPI, its security and database dependencies: 1.5 s), which a task
-never serves, so a task process skips them (the dag-processor's and triggerer's too). On a
-LocalExecutor that cost was hidden: its workers are forked from the scheduler, which had loaded
-the plugin. Each task on a Celery worker paid it in its "Pre Execute" (1.65 s instead of 0.16 s).
+never serves, so a task process skips them (the dag-processor's and triggerer's too; which kind
+of process this is, `dataops.patches.airflow.task_runner` tells). On a LocalExecutor that cost
+was hidden: its workers are forked from the scheduler, which had loaded the plugin. Each task
+on a Celery worker paid it in its "Pre Execute" (1.65 s instead of 0.16 s).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
 from dataops.airflow.operators import DbtResultsLink
 from dataops.core.dbt_artifacts import PLUGIN_PREFIX
-
-TASK_RUNNER = "airflow.sdk.execution_time.task_runner"
-
-
-def in_supervised_process() -> bool:
-    """A task (or dag-processor, triggerer) process: Airflow sets the task runner's
-    SUPERVISOR_COMMS there, and nowhere in the api-server."""
-    return getattr(sys.modules.get(TASK_RUNNER), "SUPERVISOR_COMMS", None) is not None
+from dataops.patches.airflow.task_runner import in_supervised_process
 
 
 def fastapi_apps() -> list[dict[str, Any]]:

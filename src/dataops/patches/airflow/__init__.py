@@ -11,4 +11,4 @@ TASK_SDK = "apache-airflow-task-sdk==1.3.2"  # Airflow 3.3.2's task SDK: BaseOpe
 DOCKER_PROVIDER = "apache-airflow-providers-docker==4.6.1"
 TARGETS = (TARGET, TASK_SDK, DOCKER_PROVIDER)
 # The patch modules of this folder, each with its own TARGETS and UPGRADE_CHECK.
-PATCHES = ("supervisor", "docker_operator")
+PATCHES = ("supervisor", "docker_operator", "task_runner")
