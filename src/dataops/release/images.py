@@ -42,7 +42,8 @@ PLATFORM = "x86_64-manylinux_2_28"
 SHARED_DOCKERFILE = "task.Dockerfile"
 DBT_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "dbt.py"
 # What of the package a task image carries: task/ and exactly the core modules it imports
-# (tests/unit/release/test_image_parts.py checks this against the import graph); the host's
+# (tests/unit/release/test_image_parts.py checks this against the import graph), and the patches
+# of dbt's internals it uses (patches/dbt; not patches/airflow: no image has Airflow); the host's
 # modules (releases, promotion, CI, the platform) stay out of the images.
 TASK_CORE_MODULES = (
     "config",
@@ -60,6 +61,8 @@ PACKAGE_PARTS = (
     "task",
     "core/__init__.py",
     *(f"core/{module}.py" for module in TASK_CORE_MODULES),
+    "patches/__init__.py",
+    "patches/dbt",
 )
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dataops.core.dbt_artifacts import retarget_manifest
 from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
-from dataops.task import jinja_cache
+from dataops.patches.dbt import jinja_cache
 from dataops.task.files import TaskError
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def targets(project_dir: Path) -> list[str]:
 def bake(project_dir: Path, state_dir: Path) -> list[Path]:
     """Parse the project once per target with the placeholders and save each Manifest, with the
     deferral to the image's compiled manifest merged in when there is one, and the compiled
-    Jinja code of their macros and nodes (dataops.task.jinja_cache)."""
+    Jinja code of their macros and nodes (dataops.patches.dbt.jinja_cache)."""
     from dbt.cli.main import dbtRunner
     from dbt.parser.manifest import extended_mashumaro_encoder
 

@@ -49,7 +49,8 @@ from psycopg import sql
 
 from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
 from dataops.core.dbt_project import dbt_target
-from dataops.task import dbt_manifest, jinja_cache
+from dataops.patches.dbt import jinja_cache
+from dataops.task import dbt_manifest
 from dataops.task.files import TaskError
 
 AUDIT_INFIX = "__audit_"
@@ -327,7 +328,7 @@ class _Baked:
     """What a parse-free build needs, made ready before the publish lock is taken."""
 
     manifest: Any
-    templates: int  # baked Jinja code objects installed (dataops.task.jinja_cache)
+    templates: int  # baked Jinja code objects installed (dataops.patches.dbt.jinja_cache)
     defer_state: Path | None  # the --state of a manifest with the deferral merged in
 
 

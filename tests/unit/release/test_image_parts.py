@@ -41,8 +41,10 @@ def test_the_images_carry_every_module_the_task_code_imports() -> None:
 
 
 def test_the_images_carry_no_host_module() -> None:
-    needed = imported_by_the_task_code() | {"dataops", "dataops.core"}
+    needed = imported_by_the_task_code() | {"dataops", "dataops.core", "dataops.patches"}
     extra = {m for m in shipped() if not m.startswith("dataops.task")} - needed
     assert not extra, f"the images would carry {sorted(extra)}, which no task code imports"
     for host in ("dataops.core.promotion", "dataops.core.release_page", "dataops.core.helm"):
         assert host not in shipped()
+    # The patches of Airflow's internals stay out: no image has Airflow.
+    assert not {m for m in shipped() if m.startswith("dataops.patches.airflow")}

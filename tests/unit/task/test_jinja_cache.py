@@ -1,5 +1,5 @@
-"""The dbt step's baked Jinja code (dataops.task.jinja_cache), on another team's macros: a baked
-source is not compiled again and renders the same, anything else compiles as before, and a
+"""The dbt step's baked Jinja code (dataops.patches.dbt.jinja_cache), on another team's macros: a
+baked source is not compiled again and renders the same, anything else compiles as before, and a
 cache from another Jinja (or a torn file) is not used."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jinja2
 import pytest
 from dbt_common.clients import jinja as dbt_jinja
 
-from dataops.task import jinja_cache
+from dataops.patches.dbt import jinja_cache
 
 # Macros and nodes as a stranger's project has them (their names, a `do`, a loop, a filter).
 MACROS = {
@@ -141,3 +141,11 @@ def test_uninstall_restores_jinja(tmp_path: Path) -> None:
     assert "compile" in vars(dbt_jinja.MacroFuzzEnvironment)
     jinja_cache.uninstall()
     assert "compile" not in vars(dbt_jinja.MacroFuzzEnvironment)
+
+
+def test_the_old_module_name_is_the_patch() -> None:
+    # images/transform/Dockerfile and the integration tests name the old module.
+    from dataops.task import jinja_cache as old
+
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(jinja_cache, name), name
