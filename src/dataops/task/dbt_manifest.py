@@ -23,6 +23,10 @@ dbt does (`Manifest.merge_from_artifact`: each node's `defer_relation`, its data
 placeholder) and writes a state directory holding an empty manifest (`defer-baked/`, with the
 sha256 of the manifest it merged). The step hands dbt that directory when it is the same
 manifest: dbt's merge then adds nothing and keeps the baked relations.
+
+dbt's Python beyond `dbtRunner` (the Manifest's msgpack form, PreviousState, the merge, the
+lookups a parse derives) is dbt's internal API: it is in `dataops.patches.dbt.manifest`, with
+the dbt version it targets.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 from dataops.core.dbt_artifacts import retarget_manifest
 from dataops.core.dbt_project import AUDIT_INFIX, TARGETS_FILE
 from dataops.patches.dbt import jinja_cache
+from dataops.patches.dbt import manifest as dbt_internals
 from dataops.task.files import TaskError
 
 if TYPE_CHECKING:
@@ -53,7 +58,6 @@ PROFILE_ENV = {
     "PGUSER": "dataops_bake",
     "PGPASSWORD": "unused",
 }
-_FIELDS = ("database", "schema", "relation_name")
 
 
 def baked_path(state_dir: Path, target: str) -> Path:
@@ -83,10 +87,8 @@ def _defer_state(state_dir: Path, tmp: Path) -> Any | None:
     source = state_manifest(state_dir)
     if not source.exists():
         return None
-    from dbt.contracts.state import PreviousState
-
     retargeted = retarget_manifest(source, tmp / "defer-state", PLACEHOLDER_DATABASE)
-    return PreviousState(retargeted.parent, tmp / "target", tmp).manifest
+    return dbt_internals.deferral_state(retargeted.parent, tmp / "target", tmp)
 
 
 def _write_defer_dir(state_dir: Path) -> Path:
@@ -129,7 +131,6 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
     deferral to the image's compiled manifest merged in when there is one, and the compiled
     Jinja code of their macros and nodes (dataops.patches.dbt.jinja_cache)."""
     from dbt.cli.main import dbtRunner
-    from dbt.parser.manifest import extended_mashumaro_encoder
 
     written = []
     manifests = []
@@ -159,12 +160,12 @@ def bake(project_dir: Path, state_dir: Path) -> list[Path]:
                 if not result.success or result.result is None:
                     raise TaskError(f"dbt parse for target {target} failed: {result.exception}")
                 manifest = cast("Manifest", result.result)  # what `dbt parse` returns
-                used_env.update({k: str(v) for k, v in (manifest.env_vars or {}).items()})
+                used_env.update(dbt_internals.env_vars(manifest))
                 if deferred is not None:  # what --defer does at run time, done once here
-                    manifest.merge_from_artifact(other=deferred)
+                    dbt_internals.merge_deferral(manifest, deferred)
                 path = baked_path(state_dir, target)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(manifest.to_msgpack(extended_mashumaro_encoder))
+                path.write_bytes(dbt_internals.dumps(manifest))
                 written.append(path)
                 manifests.append(manifest)
             if manifests:  # the Jinja code of their macros and nodes, compiled once here
@@ -201,35 +202,7 @@ def load(state_dir: Path, target: str, audit: str, database: str) -> Any | None:
     path = baked_path(state_dir, target)
     if not path.exists() or changed_env(state_dir):
         return None
-    from dbt.contracts.graph.manifest import Manifest
-    from dbt.parser.manifest import extended_mashumuro_decoder
-
-    manifest = Manifest.from_msgpack(path.read_bytes(), decoder=extended_mashumuro_decoder)
-    groups: list[Any] = [
-        manifest.nodes,
-        manifest.sources,
-        manifest.unit_tests,
-        manifest.semantic_models,
-        manifest.saved_queries,
-    ]
-    for group in groups:
-        for node in group.values():
-            relations = (
-                node,
-                getattr(node, "node_relation", None),
-                getattr(node, "defer_relation", None),
-            )
-            for obj in relations:
-                for name in _FIELDS:
-                    value = getattr(obj, name, None) if obj is not None else None
-                    if isinstance(value, str):
-                        setattr(obj, name, _rename(value, audit, database))
-    # What dbt derives after a parse and does not save: the graph maps (`dbt build` skips the
-    # children of a failed test through them), the lookups, the flat graph.
-    manifest.build_parent_and_child_maps()
-    manifest.build_group_map()
-    manifest.rebuild_ref_lookup()
-    manifest.rebuild_doc_lookup()
-    manifest.rebuild_disabled_lookup()
-    manifest.build_flat_graph()
+    manifest = dbt_internals.loads(path.read_bytes())
+    dbt_internals.rename_relations(manifest, lambda value: _rename(value, audit, database))
+    dbt_internals.rebuild_derived(manifest)
     return manifest

@@ -50,6 +50,7 @@ from psycopg import sql
 from dataops.core.dbt_artifacts import BuildSummary, retarget_manifest, summarize
 from dataops.core.dbt_project import dbt_target
 from dataops.patches.dbt import jinja_cache
+from dataops.patches.dbt import manifest as dbt_internals
 from dataops.task import dbt_manifest
 from dataops.task.files import TaskError
 
@@ -371,13 +372,8 @@ def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, baked: _
     print(f"+ dbt {' '.join(args)}   " + " ".join(f"({n})" for n in notes), flush=True)
     runner = dbtRunner(manifest=baked.manifest)
     result = runner.invoke([*args, "--no-write-json", "--project-dir", str(project_dir)])
-    executed = result.result
-    # What dbt writes with --write-json, run_results only. `is not None` is for mypy, whose
-    # hasattr() narrowing keeps None in dbtRunnerResult.result's union.
-    if executed is not None and hasattr(executed, "write"):
-        results = work_dir / "target" / "run_results.json"
-        results.parent.mkdir(parents=True, exist_ok=True)
-        executed.write(str(results))
+    # What dbt writes with --write-json, run_results only.
+    dbt_internals.write_run_results(result.result, work_dir / "target" / "run_results.json")
     if result.exception is not None:
         print(f"dbt failed: {result.exception}", file=sys.stderr, flush=True)
         return 2

@@ -13,4 +13,4 @@ JINJA2 = "jinja2==3.1.6"  # Environment.compile's signature
 MASHUMARO = "mashumaro==3.14"  # the msgpack form of the baked Manifest
 TARGETS = (TARGET, DBT_COMMON, JINJA2, MASHUMARO)
 # The patch modules of this folder, each with its own TARGETS and UPGRADE_CHECK.
-PATCHES = ("jinja_cache",)
+PATCHES = ("jinja_cache", "manifest")
