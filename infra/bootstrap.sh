@@ -57,8 +57,8 @@ fi
 say "syncing .venv with requirements.lock"
 # Byte-compiled at install, as pip does by default and uv does not: with PYTHONDONTWRITEBYTECODE
 # set (some CI hosts set it) no process writes a .pyc, so every Airflow process and CLI command
-# would compile its modules from source again (the three deployments took about 60 s to start).
-# A re-run only checks the .pyc files (about 0.3 s).
+# would compile its modules from source again (the three deployments would start much slower).
+# A re-run only checks the .pyc files.
 .venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.lock
 .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
 .venv/bin/python -m compileall -q -j 0 src/dataops >/dev/null

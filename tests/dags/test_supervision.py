@@ -131,11 +131,3 @@ print("ok")
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
-
-
-def test_the_old_module_name_is_the_patch() -> None:
-    # The airflow.cfg comments (dataops.local.deployment) name dataops.airflow.supervision.
-    from dataops.airflow import supervision as old
-
-    assert old.install is supervision.install
-    assert old.EXIT_POLL_SECONDS == supervision.EXIT_POLL_SECONDS

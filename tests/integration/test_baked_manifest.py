@@ -14,7 +14,8 @@ import pytest
 
 from dataops.clients import dbt
 from dataops.core.dbt_artifacts import retarget_manifest
-from dataops.task import dbt_manifest, jinja_cache
+from dataops.patches.dbt import jinja_cache
+from dataops.task import dbt_manifest
 from tests.integration.test_byo_dbt import acme_copy, prepared
 
 pytestmark = pytest.mark.integration

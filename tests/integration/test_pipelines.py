@@ -291,7 +291,7 @@ def failing_run_is_readable_in_the_ui() -> None:
         assert stdout and levels[stdout[0]] == "info", stdout
         # dbt ran on the manifest baked into the image: no parse of the project in the task.
         assert "(baked manifest: no parse)" in stdout[0]
-        # ... and on the Jinja code compiled into it (dataops.task.jinja_cache).
+        # ... and on the Jinja code compiled into it (dataops.patches.dbt.jinja_cache).
         baked_code = re.search(r"\(baked Jinja code: (\d+) templates\)", stdout[0])
         assert baked_code and int(baked_code.group(1)) > 400, stdout[0]
         assert not [e for e in levels if "Starting full parse" in e or "partial pars" in e]

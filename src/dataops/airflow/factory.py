@@ -78,8 +78,8 @@ def _doc(pipeline: PipelinePlan, release: tuple[str, ReleaseRecord] | None) -> s
 def _airflow_dag_defaults() -> dict[str, Any]:
     """Airflow's own defaults for the DAG arguments a spec does not set, read once per process.
 
-    Left out, each is read from Airflow's configuration by every DAG as it is made (one lookup
-    is about 14 us: environment, command, secret, file and defaults in turn); read once and
+    Left out, each is read from Airflow's configuration by every DAG as it is made (each lookup
+    tries environment, command, secret, file and defaults in turn); read once and
     passed, every DAG gets the same values without the lookups.
     """
     from airflow.sdk.configuration import conf

@@ -52,7 +52,7 @@ class TaskContainerOperator(DockerOperator):
 
     `warehouse_conn_id` (the connection whose password is handed over) is set on the operator
     after it is made (`op.warehouse_conn_id = ...`): this class has no `__init__` of its own, as
-    each one Airflow wraps costs every DAG parse about 0.08 ms per task.
+    each one Airflow wraps costs every DAG parse time per task.
     """
 
     warehouse_conn_id: str | None = None
@@ -64,7 +64,7 @@ class TaskContainerOperator(DockerOperator):
     @cached_property
     def hook(self) -> DockerHook:
         """The provider's hook without the registry login: its login runs for every task, and
-        each one makes the registry check the password (bcrypt, about 0.1 s of CPU). An image
+        each one makes the registry check the password (bcrypt, deliberately slow). An image
         pinned by digest that the engine already has is run without pulling, so nothing needs
         the login then; `_login_if_pulling` logs in when the image must be pulled."""
         return hook_without_login(self)

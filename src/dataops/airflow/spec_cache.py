@@ -1,8 +1,8 @@
 """Validated pipeline specs kept between DAG parses, keyed by the spec's bytes.
 
 Airflow's dag-processor parses every DAG file again every `refresh_interval`, each in a fresh
-process, so every parse used to load the spec's YAML and validate it again: about 0.5 ms of the
-DAG's parse, for a file that had not changed. `load(path)` keeps the validated spec in a cache
+process, so every parse used to load the spec's YAML and validate it again, most of the DAG's
+parse, for a file that had not changed. `load(path)` keeps the validated spec in a cache
 folder and returns it while the key is unchanged:
 
 - the key is the sha256 of the spec's bytes, its file name, the Python and pydantic versions and the

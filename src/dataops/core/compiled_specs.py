@@ -1,6 +1,6 @@
 """Pipeline specs compiled into a release: each spec's validated form as JSON, beside its YAML.
 
-Loading a spec's YAML with the line of every value (`yaml_loader`) takes about 0.4 ms, most of
+Loading a spec's YAML with the line of every value (`yaml_loader`) is most of
 the first parse of a DAG after a release reaches a deployment. `dataops release create`
 therefore compiles every spec of the release's `dags/` into the release's DAG layer (never
 into the working tree): `pipelines/.compiled/<name>.json`, whose first line is the key and the
@@ -8,7 +8,7 @@ rest the validated spec as JSON. The DAG factory uses an entry only when its key
 
 - the key is the sha256 of the spec's bytes, its file name, the pydantic version and the source
   of the modules that load and validate a spec (another toolkit version is another key);
-- the JSON is validated again by the same model (pydantic, about 30 us) and its `pipeline` must
+- the JSON is validated again by the same model (pydantic, fast) and its `pipeline` must
   match the file name, as for the YAML;
 - anything else (no entry, another key, a torn file, JSON the model refuses) is a miss: the
   YAML is loaded and validated, and a bad spec fails naming its line, as before.

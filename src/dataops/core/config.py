@@ -107,7 +107,7 @@ class CeleryConfig(_Strict):
     task_heartbeat_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 90
     # Tasks per worker slot the scheduler hands to Redis ahead of a free slot, so a worker
     # starts its next task as soon as one ends instead of waiting for the scheduler to read the
-    # result and queue another (about 1 s per task). 0: one task per slot, as Airflow's own
+    # result and queue another (a scheduler loop per task). 0: one task per slot, as Airflow's own
     # setup. A task waiting there counts against `task_queued_timeout_seconds`.
     queue_ahead: Annotated[int, Field(ge=0, le=4)] = 1
     # Seconds a task may stay queued before the scheduler gives it back (and the lifetime of

@@ -219,7 +219,7 @@ worker_concurrency = {self.worker_slots("auto")}
 worker_prefetch_multiplier = 1
 task_acks_late = True
 # The provider's Celery app config plus `imports` a worker loads before it forks its pool: the
-# task supervisor fix of dataops.airflow.supervision.
+# task supervisor fix of dataops.patches.airflow.supervisor.
 celery_config_options = dataops.airflow.celery_config.CELERY_CONFIG
 
 [celery_broker_transport_options]
@@ -253,7 +253,7 @@ visibility_timeout = {self.celery.visibility_timeout_seconds}
 [core]
 dags_folder = {self.home / "no-working-tree-dags"}
 # Airflow's LocalExecutor, with task supervisors that notice a task's end at once
-# (dataops.airflow.supervision; CeleryExecutor workers get it from celery_config_options).
+# (dataops.patches.airflow.supervisor; CeleryExecutor workers get it from celery_config_options).
 executor = {"CeleryExecutor" if self.celery else "dataops.airflow.executors.LocalExecutor"}
 parallelism = {parallelism}
 max_active_tasks_per_dag = {parallelism}
@@ -294,9 +294,9 @@ max_dagruns_per_loop_to_schedule = 256
 {self.heartbeat_setting()}
 [workers]
 # Seconds between a running task's heartbeats (Airflow's default). Airflow's own supervisor also
-# noticed a task's exit only when such a wait ended; dataops.airflow.supervision (installed by
-# the executor and the Celery config above) notices it within 10 ms, so the interval no longer
-# holds a slot past a task's end, and 1 s only cost the API server a request a second per task.
+# noticed a task's exit only when such a wait ended; dataops.patches.airflow.supervisor
+# (installed by the executor and the Celery config above) notices it at once, so the interval no
+# longer holds a slot past a task's end, and a shorter one only costs the API server requests.
 min_heartbeat_interval = 5
 
 [logging]

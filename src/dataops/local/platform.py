@@ -117,8 +117,8 @@ class LocalPlatform:
             changed += self._stop_orphan_brokers(report)
         # The deployments come up side by side: each mostly waits on its own processes. The
         # base image (only image builds need it: a task pulls its image, layers and all, from
-        # the registry) is made beside them, so an offline bootstrap (debootstrap, about 35 s
-        # of downloads) overlaps their migrations and start; `up` returns after both.
+        # the registry) is made beside them, so an offline bootstrap (debootstrap, mostly
+        # downloads) overlaps their migrations and start; `up` returns after both.
         cancelled = threading.Event()  # set when this thread is interrupted or fails
         with ThreadPoolExecutor(max_workers=len(deployments) + 1) as pool:
             base = (

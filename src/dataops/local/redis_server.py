@@ -72,7 +72,7 @@ appendfsync everysec
         from redis.retry import Retry
 
         # One try each: redis-py 8 retries a failed command three times with backoff by default
-        # (4.5 s for the refused anonymous ping), and whoever asks for health retries already.
+        # (seconds for the refused anonymous ping), and whoever asks for health retries already.
         once = Retry(NoBackoff(), 0)
         try:
             anonymous = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=3, retry=once)

@@ -17,8 +17,8 @@ their values differ in the task, the baked manifest is not used: the step parses
 
 Deferral is baked too. The step defers unselected parents to the published relations of the
 image's own compiled manifest (`--defer --favor-state --state`), which dbt reads from JSON and
-merges into the run's manifest in every task (about 0.3 s, mostly mashumaro generating its
-decoders). That manifest is in the image, so `bake` merges it into each baked manifest the way
+merges into the run's manifest in every task (mostly mashumaro generating its decoders).
+That manifest is in the image, so `bake` merges it into each baked manifest the way
 dbt does (`Manifest.merge_from_artifact`: each node's `defer_relation`, its database the
 placeholder) and writes a state directory holding an empty manifest (`defer-baked/`, with the
 sha256 of the manifest it merged). The step hands dbt that directory when it is the same

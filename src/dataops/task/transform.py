@@ -358,8 +358,8 @@ def _prepare(
 def _run_in_process(args: list[str], project_dir: Path, work_dir: Path, baked: _Baked) -> int:
     """`dbt build` in this process with the baked manifest (no parse); dbt's exit code.
 
-    dbt's own manifest.json of the run is not written (`--no-write-json`: about 0.1 s of
-    serializing every macro, and nothing reads it); its run_results.json is, as dbt writes it.
+    dbt's own manifest.json of the run is not written (`--no-write-json`: it serializes
+    every macro, and nothing reads it); its run_results.json is, as dbt writes it.
     dbt's debug log file is off (`DBT_LOG_LEVEL_FILE`, unless the image sets it): the container
     and its /tmp are removed when the task ends, and the task log holds dbt's output."""
     from dbt.cli.main import dbtRunner
@@ -405,7 +405,7 @@ def transform(
         covered = covering_publish(conn, name, key, interval_start)
         baked: _Baked | None = None
         if covered is None:
-            # dbt's import and the baked manifest (about 1.3 s) before the lock, while another
+            # dbt's import and the baked manifest (the slow part) before the lock, while another
             # step may hold it: the lock is held for the build and the publish only.
             baked = None if dbt else _prepare(state_manifest, target, name, database, select)
             _lock(conn)

@@ -141,11 +141,3 @@ def test_uninstall_restores_jinja(tmp_path: Path) -> None:
     assert "compile" in vars(dbt_jinja.MacroFuzzEnvironment)
     jinja_cache.uninstall()
     assert "compile" not in vars(dbt_jinja.MacroFuzzEnvironment)
-
-
-def test_the_old_module_name_is_the_patch() -> None:
-    # images/transform/Dockerfile and the integration tests name the old module.
-    from dataops.task import jinja_cache as old
-
-    for name in old.__all__:
-        assert getattr(old, name) is getattr(jinja_cache, name), name

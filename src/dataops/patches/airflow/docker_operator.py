@@ -7,15 +7,15 @@ apache-airflow-providers-docker 4.6.1 (DockerOperator).
    airflow/sdk/bases/operator.py) looks up a private class attribute `_convert_<name>` (a
    converter applied to the value) for every attribute set, about 110 per task as it is made,
    and for all but six the lookup fails (Python raises and catches AttributeError inside
-   getattr): about 0.05 ms per DAG of three tasks in every parse (bench/bench_dag_parse.py,
-   2026-12-07). `declare_no_converters` sets `_convert_<name> = None` on the operator class for
+   getattr), a share of every parse (bench/bench_dag_parse.py measures it).
+   `declare_no_converters` sets `_convert_<name> = None` on the operator class for
    each name of `NO_CONVERTER_NAMES` that has no converter; found as None, it does what a miss
    does: nothing. A name that has a converter anywhere in the class's MRO keeps it (checked
    against the Airflow installed), so converting is unchanged. The names are the attributes set
    on a task as the factory makes it (BaseOperator's and DockerOperator's private and public
    ones, and the toolkit's warehouse_conn_id): a list, not worked out from the classes'
    signatures at import, as the dag-processor imports the operators afresh for every file it
-   parses and working it out (~0.35 ms) cost more than it saves. tests/dags/test_parse_cost.py
+   parses and working it out costs more than it saves. tests/dags/test_parse_cost.py
    fails, naming the attribute, when a new Airflow sets one that is not here.
 
 2. The Docker hook without the registry login. DockerOperator's `hook` (provider 4.6.1,

@@ -10,8 +10,8 @@ sockets for up to `[workers] min_heartbeat_interval` seconds, then a non-blockin
 exit code. When the process ends, the kernel closes its sockets a moment before the process can
 be reaped: the supervisor reads their EOF, finds no exit code yet, and goes back to `select`
 with no socket left, which sleeps the whole interval. So nearly every task held its executor
-slot about 1 s past its end (scheduler log, prod: the task's last line at 10.963, the
-supervisor's "Workload finished" at 11.973), and the next task waited for it.
+slot up to that interval past its end (the scheduler log shows the task's last line, then
+the supervisor's "Workload finished" an interval later), and the next task waited for it.
 
 `install()` makes that one case (every socket closed, no exit code, nobody waiting with a
 timeout of their own) poll for the exit every 10 ms instead; the process is gone within a few
