@@ -9,7 +9,7 @@ class ExitCode(IntEnum):
     """Exit codes of every `dataops` command (documented in docs/reference/exit-codes.md)."""
 
     OK = 0
-    FAILED = 1  # a check failed (tests, lint, a health check)
+    FAILED = 1  # a check failed (tests, lint, a gate)
     USAGE = 2  # bad arguments or a bad config / spec file
     NOT_READY = 3  # the host or the platform is not ready (missing package, service down)
 

@@ -2,11 +2,11 @@
 the UI's navigation, each dbt step's results page) and the dbt step's "dbt results" link.
 
 Every Airflow process loads every plugin, task processes too (for the macros). The pages import
-Airflow's API server (FastAPI, its security and database dependencies: 1.5 s), which a task
+Airflow's API server (FastAPI, its security and database dependencies: slow), which a task
 never serves, so a task process skips them (the dag-processor's and triggerer's too; which kind
 of process this is, `dataops.patches.airflow.task_runner` tells). On a LocalExecutor that cost
 was hidden: its workers are forked from the scheduler, which had loaded the plugin. Each task
-on a Celery worker paid it in its "Pre Execute" (1.65 s instead of 0.16 s).
+on a Celery worker paid it in its "Pre Execute".
 """
 
 from __future__ import annotations

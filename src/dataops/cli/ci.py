@@ -117,7 +117,7 @@ def ci_dbt(
     "stage",
     default=None,
     help="Run only this stage: validate, lint, unit, build, migrate, integration, "
-    "release, promote.",
+    "release, promote, smoke.",
 )
 @click.option(
     "--base",

@@ -58,7 +58,7 @@ class DockerEngine(Service):
             if not is_root():
                 raise NotReadyError(
                     "the Docker engine is not running, and only root can start dockerd",
-                    "sudo dataops up   (or start Docker yourself)",
+                    "sudo .venv/bin/dataops up   (or start Docker yourself)",
                 )
             if not shutil.which("dockerd", path="/usr/sbin:/usr/bin"):
                 raise NotReadyError("dockerd is not installed", "apt-get install -y docker.io")
