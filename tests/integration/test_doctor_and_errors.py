@@ -182,3 +182,15 @@ def test_validate_refuses_a_queue_no_celery_worker_serves(tmp_path: Path) -> Non
     )
     assert "serve default, heavy); add it to a worker's queues" in result.stderr
     assert "prod" not in result.stderr.split("serves")[0]  # LocalExecutor runs every queue
+
+
+def test_validate_refuses_a_smoke_stage_naming_a_deleted_pipeline(tmp_path: Path) -> None:
+    project_copy(tmp_path)
+    (tmp_path / "dags" / "pipelines" / "planes.yml").unlink()
+    (tmp_path / "dags" / "pipeline_planes.py").unlink()
+    result = run_dataops("validate", config=tmp_path / "dataops.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "environments.staging.smoke.stages: 'planes' is no pipeline of this project" in (
+        result.stderr
+    )
+    assert "add dags/pipelines/planes.yml" in result.stderr

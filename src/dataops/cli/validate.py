@@ -15,8 +15,9 @@ def validate(ctx: Context) -> None:
     (dags/pipelines/*.yml, each with its dags/pipeline_<name>.py stub) and the migration files
     (names, duplicate versions, destructive changes without the allow annotation), the dbt
     section (the project is there, its local packages exist, vendored packages are checked in),
-    that every task's queue is served by a worker of each Celery environment, and that a task
-    queued ahead there (celery.queue_ahead) cannot outwait celery.task_queued_timeout_seconds.
+    that each environment's smoke.stages name pipelines the project has, that every task's
+    queue is served by a worker of each Celery environment, and that a task queued ahead there
+    (celery.queue_ahead) cannot outwait celery.task_queued_timeout_seconds.
 
     Every problem is reported as file:line:col with the key and what is allowed; exit 2 when
     any is found."""

@@ -26,6 +26,9 @@ def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
     envs = ", ".join(loaded.config.environments)
     found(f"{loaded.document.source}: project {loaded.config.project!r}, environments {envs}")
     specs, problems = _pipeline_problems(loaded, found)
+    problems += smoke_problems(
+        loaded, {p.stem for p in spec_files(loaded.root / "dags" / "pipelines")}
+    )
     problems += queued_timeout_problems(loaded, specs)
     problems += _migration_problems(loaded, found)
     problems += dbt_problems(loaded, found)
@@ -74,6 +77,25 @@ def _pipeline_problems(
         if name not in names:
             problems.append(f"dags/{stub.name}: no spec dags/pipelines/{name}.yml")
     return specs, problems
+
+
+def smoke_problems(loaded: LoadedConfig, pipelines: set[str]) -> list[str]:
+    """Every pipeline an environment's `smoke.stages` names is a spec of the project: a smoke
+    run of a deleted pipeline would fail only when a release reaches that environment."""
+    problems = []
+    for env, config in loaded.config.environments.items():
+        for i, stage in enumerate(config.smoke.stages):
+            for j, pipeline in enumerate(stage):
+                if pipeline in pipelines:
+                    continue
+                where = loaded.document.where(("environments", env, "smoke", "stages", i, j))
+                known = ", ".join(sorted(pipelines)) or "none"
+                problems.append(
+                    f"{where}: environments.{env}.smoke.stages: {pipeline!r} is no pipeline of "
+                    f"this project (dags/pipelines/ has: {known}); remove it from the stage or "
+                    f"add dags/pipelines/{pipeline}.yml"
+                )
+    return problems
 
 
 def _migration_problems(loaded: LoadedConfig, found: Found) -> list[str]:
