@@ -265,6 +265,11 @@ def _anchor(path: str) -> str:
 
 # -- CLI ---------------------------------------------------------------------------------
 
+# The one patch of a docs dependency's private code: mkdocs-click's `_docs._make_description`
+# and `_docs._make_subcommands_links`, as they are in this version. Another version fails the
+# build here, so an upgrade re-checks the wrapper instead of rendering broken pages quietly.
+MKDOCS_CLICK = "0.9.0"
+
 
 def on_config(config: Any) -> Any:
     """mkdocs-click writes each command's help text into the Markdown as it is. That text is
@@ -272,13 +277,20 @@ def on_config(config: Any) -> Any:
     vanish, and `*.yml` could start an emphasis. Escape those outside code spans, and list
     subcommands with click's own short help (their first sentence) rather than the first
     line of their docstring, which stops mid-sentence."""
-    try:
-        from mkdocs_click import _docs
-    except ImportError:
-        return config
+    from importlib.metadata import version
+
+    from mkdocs_click import _docs
+
+    installed = version("mkdocs-click")
     description = getattr(_docs, "_make_description", None)
     links = getattr(_docs, "_make_subcommands_links", None)
-    if description is None or links is None or getattr(description, "_dataops", False):
+    if installed != MKDOCS_CLICK or description is None or links is None:
+        raise RuntimeError(
+            f"docs/hooks/reference.py wraps mkdocs-click {MKDOCS_CLICK}'s _docs."
+            f"_make_description and _make_subcommands_links; {installed} is installed: check "
+            "that both still exist with the same arguments, then update MKDOCS_CLICK"
+        )
+    if getattr(description, "_dataops", False):  # wrapped already (mkdocs serve reloads)
         return config
 
     def make_description(*args: Any, **kwargs: Any) -> Any:

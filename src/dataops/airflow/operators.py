@@ -52,7 +52,7 @@ class TaskContainerOperator(DockerOperator):
 
     `warehouse_conn_id` (the connection whose password is handed over) is set on the operator
     after it is made (`op.warehouse_conn_id = ...`): this class has no `__init__` of its own, as
-    each one Airflow wraps costs every DAG parse time per task.
+    each one Airflow wraps adds to every DAG parse, once per task.
     """
 
     warehouse_conn_id: str | None = None

@@ -49,16 +49,20 @@ def registry() -> str:
     return os.environ.get("DATAOPS_REGISTRY", "127.0.0.1:5001")
 
 
+def _bundle_release(path: Path) -> tuple[str, ReleaseRecord]:
+    """(release id, record) from a bundle version's `release.json` (the record with its id)."""
+    document = json.loads(path.read_text())
+    release_id = str(document.pop("id", ""))
+    return release_id, ReleaseRecord.parse(document, f"{release_id or path} in {path.parent}")
+
+
 def release_of(bundle_root: Path) -> tuple[str, ReleaseRecord] | None:
     """(release id, record) of the DAG bundle version at `bundle_root` (a small local file the
-    bundle wrote: the record with its id), or None for a working tree (tests parse `dags/`
-    directly)."""
+    bundle wrote), or None for a working tree (tests parse `dags/` directly)."""
     try:
-        document = json.loads((bundle_root / RELEASE_FILE).read_text())
+        return _bundle_release(bundle_root / RELEASE_FILE)
     except (FileNotFoundError, ValueError):
         return None
-    release_id = str(document.pop("id", ""))
-    return release_id, ReleaseRecord.parse(document, f"{release_id} in {bundle_root}")
 
 
 def image_ref(bundle_root: str, name: str) -> str:
@@ -67,9 +71,7 @@ def image_ref(bundle_root: str, name: str) -> str:
     `release.json` of the bundle version the run was created on."""
     path = Path(bundle_root) / RELEASE_FILE
     try:
-        document = json.loads(path.read_text())
-        document.pop("id", None)
-        digest = ReleaseRecord.parse(document, str(path)).images[name].digest
+        digest = _bundle_release(path)[1].images[name].digest
     except FileNotFoundError:
         raise RuntimeError(
             f"{bundle_root} is not a release's DAG bundle (no {RELEASE_FILE}): deployments run "

@@ -46,7 +46,7 @@ def code_key() -> bytes:
 
 
 def key(name: str, raw: bytes) -> str:
-    """The key of spec file `name` (e.g. `flights.yml`) whose bytes are `raw`."""
+    """The key of spec file `name` (e.g. `orders.yml`) whose bytes are `raw`."""
     return hashlib.sha256(code_key() + name.encode() + b"\0" + raw).hexdigest()
 
 

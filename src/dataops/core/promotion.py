@@ -101,10 +101,11 @@ def candidate_detail(
 ) -> dict[str, Any]:
     """The detail of a `candidate` row: what `source` runs now (the release's images by
     digest, commit, manifest, migrations) and the checks it passed or failed there."""
+    document = record.document()
     return {
         "from": source,
         "images": record.image_digests(),
-        **{k: record.document().get(k) for k in CANDIDATE_FIELDS},
+        **{k: document.get(k) for k in CANDIDATE_FIELDS},
         "checks": [
             {"check": e.detail.get("check"), "ok": e.ok, "actor": e.actor, "at": e.at}
             | ({"detail": str(e.detail["detail"])[:200]} if e.detail.get("detail") else {})

@@ -89,7 +89,10 @@ class ReleaseRecord(_Record):
     def parse(cls, data: bytes | str | dict[str, Any], origin: str) -> ReleaseRecord:
         """A stored record, read by the rules of its schema; `origin` (e.g. the release id and
         the registry) names it in errors."""
-        raw = json.loads(data) if isinstance(data, bytes | str) else dict(data)
+        try:
+            raw = json.loads(data) if isinstance(data, bytes | str) else dict(data)
+        except ValueError as exc:
+            raise _unreadable(origin, f"it is not JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise _unreadable(origin, "it is not a JSON object")
         version = raw.get("schema", 1)

@@ -25,10 +25,9 @@ def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
     """Every problem of the project's files (empty: valid)."""
     envs = ", ".join(loaded.config.environments)
     found(f"{loaded.document.source}: project {loaded.config.project!r}, environments {envs}")
-    specs, problems = _pipeline_problems(loaded, found)
-    problems += smoke_problems(
-        loaded, {p.stem for p in spec_files(loaded.root / "dags" / "pipelines")}
-    )
+    paths = spec_files(loaded.root / "dags" / "pipelines")
+    specs, problems = _pipeline_problems(loaded, paths, found)
+    problems += smoke_problems(loaded, {p.stem for p in paths})
     problems += queued_timeout_problems(loaded, specs)
     problems += _migration_problems(loaded, found)
     problems += dbt_problems(loaded, found)
@@ -36,7 +35,7 @@ def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
 
 
 def _pipeline_problems(
-    loaded: LoadedConfig, found: Found
+    loaded: LoadedConfig, paths: list[Path], found: Found
 ) -> tuple[list[tuple[Path, PipelineSpec]], list[str]]:
     """Each spec loads, has its DAG stub (and each stub its spec), and every task's queue is
     served by a worker of each Celery environment."""
@@ -47,7 +46,6 @@ def _pipeline_problems(
         if env.airflow.executor == "celery"
     }
     dags = loaded.root / "dags"
-    paths = spec_files(dags / "pipelines")
     specs: list[tuple[Path, PipelineSpec]] = []
     for path in paths:
         try:

@@ -115,3 +115,9 @@ def test_a_record_that_is_not_a_release_names_the_key(change: dict, named: str) 
         ReleaseRecord.parse({**STORED, **change}, "sha256:abc in dev's registry")
     assert named in caught.value.reason
     assert "dev's registry" in caught.value.reason
+
+
+def test_bytes_that_are_not_json_are_refused_naming_where_they_came_from() -> None:
+    with pytest.raises(DataOpsError, match="cannot be read: it is not JSON") as caught:
+        ReleaseRecord.parse(b"\x1f\x8b not json", "sha256:abc in staging's registry")
+    assert "staging's registry" in caught.value.reason
