@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what dataops needs on a Debian or Ubuntu host, idempotently:
-#   1. the Debian packages listed in src/dataops/local/apt-packages.txt (plus python3-venv),
+#   1. the Debian packages listed in src/dataops/local/apt-packages.txt (a project's copy:
+#      infra/apt-packages.txt) plus python3-venv,
 #      with services kept from auto-starting (dataops starts and owns them);
-#   2. the virtualenv .venv with the exact versions of requirements.lock (installed with uv),
-#      and the dataops package itself (editable).
+#   2. the virtualenv .venv with the exact versions of requirements.lock (installed with uv):
+#      in the toolkit's own repository the dataops package itself (editable, from src/); in a
+#      project `dataops init` made, the `dataops==VERSION` the lock pins, from the wheel in
+#      vendor/ (no network needed for it).
 # Run as root or with sudo. Interrupted? Run it again: every step checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,8 @@ fi
 say() { printf '\033[2m·\033[0m %s\n' "$*" >&2; }
 
 # -- 1. Debian packages --------------------------------------------------------------------------
+apt_list=src/dataops/local/apt-packages.txt
+[ -f "$apt_list" ] || apt_list=infra/apt-packages.txt
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
@@ -25,7 +30,7 @@ while read -r package program; do
   case "$package" in ''|'#'*) continue ;; esac
   # shellcheck disable=SC2086
   if ! ls $program >/dev/null 2>&1; then need+=("$package"); fi
-done < src/dataops/local/apt-packages.txt
+done < "$apt_list"
 
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
@@ -59,7 +64,16 @@ say "syncing .venv with requirements.lock"
 # set (some CI hosts set it) no process writes a .pyc, so every Airflow process and CLI command
 # would compile its modules from source again (the three deployments would start much slower).
 # A re-run only checks the .pyc files.
-.venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.lock
-.venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
-.venv/bin/python -m compileall -q -j 0 src/dataops >/dev/null
+if [ -d src/dataops ]; then
+  .venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.lock
+  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
+  .venv/bin/python -m compileall -q -j 0 src/dataops >/dev/null
+else
+  grep -qE '^dataops==' requirements.lock || {
+    echo "bootstrap: requirements.lock pins no dataops==VERSION (docs: Upgrade the toolkit)" >&2
+    exit 3
+  }
+  .venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python \
+    --find-links vendor requirements.lock
+fi
 say "ready: .venv/bin/dataops ($(.venv/bin/dataops --version))"

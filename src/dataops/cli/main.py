@@ -42,6 +42,7 @@ def _register() -> None:
         doctor,
         helm,
         images,
+        init,
         lint,
         migrate,
         platform,
@@ -52,6 +53,7 @@ def _register() -> None:
     )
 
     modules = (
+        init,
         doctor,
         platform,
         validate,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataops import __version__
 from dataops.clients.docker import engine_answers
 from dataops.local.host import (
     apt_install_command,
+    describe_holder,
     find_program,
     free_disk_bytes,
     port_holder,
@@ -32,6 +35,40 @@ class Check:
         return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
 
 
+def pinned_version(lock: Path) -> str | None:
+    """The `dataops==VERSION` a project's requirements.lock pins, if any."""
+    try:
+        text = lock.read_text()
+    except OSError:
+        return None
+    match = re.search(r"(?m)^dataops==([^\s;#]+)", text)
+    return match.group(1) if match else None
+
+
+def toolkit_pin(root: Path) -> Check:
+    """The installed toolkit is the version the project pins (a toolkit checkout pins none: it
+    runs its own source)."""
+    pinned = pinned_version(root / "requirements.lock")
+    if pinned is None and (root / "src" / "dataops" / "__init__.py").is_file():
+        return Check("toolkit version", True, f"dataops {__version__}, from this checkout's src/")
+    if pinned is None:
+        return Check(
+            "toolkit version",
+            False,
+            f"requirements.lock pins no dataops version (dataops {__version__} is installed)",
+            f"add `dataops=={__version__}` to requirements.lock (docs: Upgrade the toolkit)",
+        )
+    if pinned != __version__:
+        return Check(
+            "toolkit version",
+            False,
+            f"the project pins dataops {pinned}; dataops {__version__} is installed",
+            f"make setup   (installs dataops=={pinned} from vendor/), or upgrade the pin "
+            "(docs: Upgrade the toolkit)",
+        )
+    return Check("toolkit version", True, f"dataops {__version__}, as requirements.lock pins")
+
+
 def run_checks(project: Project) -> list[Check]:
     checks: list[Check] = []
     version = sys.version_info
@@ -43,6 +80,7 @@ def run_checks(project: Project) -> list[Check]:
             "install Python 3.11 or newer",
         )
     )
+    checks.append(toolkit_pin(project.root))
     airflow = Path(sys.executable).parent / "airflow"
     checks.append(
         Check(
@@ -97,7 +135,7 @@ def run_checks(project: Project) -> list[Check]:
             )
             continue
         holder = port_holder(port)
-        who = f"pid {holder[0]}: {holder[1][:80]}" if holder else "an unknown process"
+        who = describe_holder(port).removeprefix(" by ") if holder else "an unknown process"
         checks.append(
             Check(
                 f"port {port}",

@@ -118,13 +118,20 @@ def ensure_python_packages(root: Path, report: Report) -> bool:
             "make setup   (creates .venv from requirements.lock), then use .venv/bin/dataops",
         )
     report(f"installing the locked Python packages into {sys.prefix} (uv pip sync)")
-    for argv in (
-        # Byte-compiled at install (see infra/bootstrap.sh).
-        [uv, "pip", "sync", "-q", "--compile-bytecode", "--python", sys.executable, str(lock)],
-        [uv, "pip", "install", "-q", "--python", sys.executable, "--no-deps", "-e", str(root)],
+    # Byte-compiled at install (see infra/bootstrap.sh).
+    sync = [uv, "pip", "sync", "-q", "--compile-bytecode", "--python", sys.executable, str(lock)]
+    steps = [sync]
+    if (root / "src" / "dataops").is_dir():  # the toolkit's own checkout: editable
+        steps.append(
+            [uv, "pip", "install", "-q", "--python", sys.executable, "--no-deps", "-e", str(root)]
+        )
         # The toolkit's own modules (editable, outside site-packages) too.
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", str(root / "src" / "dataops")],
-    ):
+        steps.append(
+            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(root / "src" / "dataops")]
+        )
+    else:  # a project: the pinned toolkit from its vendored wheel
+        sync += ["--find-links", str(root / "vendor")]
+    for argv in steps:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise NotReadyError(
@@ -148,12 +155,34 @@ def require_free_port(port: int, key: str, host: str = "127.0.0.1") -> None:
     """NotReadyError naming the holder of `host:port` and the dataops.yml key to change."""
     if port_is_free(port, host):
         return
-    holder = port_holder(port)
-    who = f" by pid {holder[0]} ({holder[1]})" if holder else ""
     raise NotReadyError(
-        f"port {host}:{port} is already in use{who}",
-        f"stop that process, or change {key} in dataops.yml",
+        f"port {host}:{port} is already in use{describe_holder(port)}",
+        f"stop that process (`dataops down` in its project), or change {key} in dataops.yml "
+        "(`dataops init --port-offset N` gives a new project ports of its own)",
     )
+
+
+def holder_project(pid: int) -> Path | None:
+    """The dataops project a process belongs to: the folder of the dataops.yml at or above its
+    working directory (the platform's services run in their project's folder)."""
+    try:
+        folder = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+    for candidate in (folder, *folder.parents):
+        if (candidate / "dataops.yml").is_file():
+            return candidate
+    return None
+
+
+def describe_holder(port: int) -> str:
+    """Who holds `port`: ' by pid N (command)', naming the other dataops project if it is one."""
+    holder = port_holder(port)
+    if holder is None:
+        return ""
+    project = holder_project(holder[0])
+    where = f", the platform of the dataops project in {project}" if project else ""
+    return f" by pid {holder[0]} ({holder[1][:80]}{where})"
 
 
 def port_holder(port: int) -> tuple[int, str] | None:

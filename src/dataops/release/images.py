@@ -40,7 +40,8 @@ from dataops.project.state import atomic_write
 PLATFORM = "x86_64-manylinux_2_28"
 # The Dockerfile of every image folder that has none of its own (built with TASK=<folder>).
 SHARED_DOCKERFILE = "task.Dockerfile"
-DBT_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "dbt.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DBT_CLIENT = PACKAGE_DIR / "clients" / "dbt.py"
 # What of the package a task image carries: task/ and exactly the core modules it imports
 # (tests/unit/release/test_image_parts.py checks this against the import graph), and the patches
 # of dbt's internals it uses (patches/dbt; not patches/airflow: no image has Airflow); the host's
@@ -146,11 +147,16 @@ class ImageBuilder:
             files += self._dbt_inputs()
             # The code that writes the build copy (profile, macros, packages, manifests).
             files += [(f"src/dataops/clients/{DBT_CLIENT.name}", DBT_CLIENT)]
-        package = self.root / "src" / "dataops"
+        # The installed toolkit's code (a source checkout's src/dataops, or site-packages in a
+        # project that pins the wheel), labelled by its place in the toolkit's repository.
         for part in PACKAGE_PARTS:
-            path = package / part
+            path = PACKAGE_DIR / part
             found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-            files += [(str(p.relative_to(self.root)), p) for p in found if p.exists()]
+            files += [
+                (f"src/dataops/{p.relative_to(PACKAGE_DIR).as_posix()}", p)
+                for p in found
+                if p.exists()
+            ]
         return files
 
     def dbt_settings(self) -> str:

@@ -76,6 +76,7 @@ def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.M
     python = tmp_path / "venv" / "bin" / "python"  # a venv without Airflow in it
     python.parent.mkdir(parents=True)
     (tmp_path / "requirements.lock").write_text("")
+    (tmp_path / "src" / "dataops").mkdir(parents=True)  # the toolkit's checkout
     ran: list[list[str]] = []
 
     def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -90,3 +91,27 @@ def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.M
     assert "--compile-bytecode" in sync
     assert [str(python), "-m", "compileall"] == ran[-1][:3]
     assert Path(ran[-1][-1]) == tmp_path / "src" / "dataops"
+
+
+def test_dataops_up_in_a_project_installs_the_pinned_wheel_from_vendor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a project `dataops init` made (no src/), the lock's dataops pin comes from vendor/."""
+    from dataops.local import host
+
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    (tmp_path / "requirements.lock").write_text("dataops==0.1.0\n")
+    ran: list[list[str]] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(host.sys, "executable", str(python))
+    monkeypatch.setattr(host.shutil, "which", lambda *a, **k: "/usr/bin/uv")
+    monkeypatch.setattr(host.subprocess, "run", run)
+    assert host.ensure_python_packages(tmp_path, lambda message: None) is True
+    assert len(ran) == 1
+    assert ran[0][1:3] == ["pip", "sync"]
+    assert ran[0][-2:] == ["--find-links", str(tmp_path / "vendor")]

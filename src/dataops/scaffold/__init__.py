@@ -1,0 +1,1 @@
+"""`dataops init`: new project repositories (see project.py)."""

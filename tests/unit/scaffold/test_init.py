@@ -1,0 +1,172 @@
+"""`dataops init`: a new project, its layout, its pins, and what it refuses (scaffold/)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dataops import __version__
+from dataops.core.config import load_config
+from dataops.errors import ConfigError, DataOpsError
+from dataops.quality.validation import validate_project
+from dataops.scaffold import project as scaffold
+from dataops.scaffold.project import find_wheel, init_project, manifest, shift_ports
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toolkit's wheel, built once from this checkout (as `dataops init` does)."""
+    return find_wheel(None, lambda _: None)
+
+
+def dataops(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dataops.cli.main", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_every_path_the_manifest_names_exists_in_the_checkout() -> None:
+    for section in ("common", "flights"):
+        for path in manifest(section):
+            assert (ROOT / path).exists(), f"files.txt [{section}] names {path}, which is gone"
+
+
+def test_the_wheel_carries_the_version_and_the_project_files(wheel: Path) -> None:
+    assert wheel.name == f"dataops-{__version__}-py3-none-any.whl"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in manifest("common"):
+        assert f"dataops/scaffold/files/{path}" in names
+    assert "dataops/scaffold/minimal/dbt_project/dot-sqlfluff" in names
+    assert "dataops/scaffold/files/dbt_project/models/marts/flights/fct_flights.sql" in names
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert f"Version: {__version__}\n" in zipfile.ZipFile(wheel).read(metadata).decode()
+
+
+def test_a_new_project_is_a_repository_that_validates_and_lints(
+    tmp_path: Path, wheel: Path
+) -> None:
+    created = init_project(tmp_path / "Acme Analytics", wheel=wheel)
+    root = created.root
+    assert created.project == "acme-analytics"
+    for path in (
+        "dags/pipelines/customers.yml",
+        "dags/pipeline_customers.py",
+        "dbt_project/.sqlfluff",
+        "migrations/V1__dataops_schema.sql",
+        "Makefile",
+        ".ci/run",
+        ".github/workflows/ci.yml",
+        "infra/bootstrap.sh",
+        "infra/apt-packages.txt",
+        f"vendor/{wheel.name}",
+    ):
+        assert (root / path).is_file(), path
+    assert not (root / "src").exists(), "a project carries no toolkit source"
+    leftovers = [
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file()
+        and "/.git/" not in str(p)
+        and p.suffix != ".whl"
+        and re.search(r"@[A-Z_]+@", p.read_text(errors="replace"))
+    ]
+    assert leftovers == []
+    assert f"dataops=={__version__}\n" in (root / "requirements.lock").read_text()
+    assert "demo: up\n\t$(DATAOPS) migrate apply --env dev" in (root / "Makefile").read_text()
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert (
+        git(root, "log", "--format=%s").strip()
+        == f"Start acme-analytics with dataops {__version__}"
+    )
+    loaded = load_config(root / "dataops.yml")
+    assert loaded.config.project == "acme-analytics"
+    assert validate_project(loaded, lambda _: None) == []
+    linted = dataops(root, "lint", "--all")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "ok: 0 finding(s)" in linted.stderr
+
+
+def test_the_flights_example_is_the_reference_project(tmp_path: Path, wheel: Path) -> None:
+    root = init_project(tmp_path / "flights", example="flights", wheel=wheel).root
+    for path in ("dags/pipelines/flights.yml", "dbt_project/models/marts/flights/fct_flights.sql"):
+        assert (root / path).read_bytes() == (ROOT / path).read_bytes()
+    assert "$(DATAOPS) data nycflights13" in (root / "Makefile").read_text()
+    assert validate_project(load_config(root / "dataops.yml"), lambda _: None) == []
+
+
+def test_a_port_offset_moves_every_local_port(tmp_path: Path, wheel: Path) -> None:
+    root = init_project(tmp_path / "second", wheel=wheel, port_offset=100).root
+    config = load_config(root / "dataops.yml").config
+    assert config.platform.postgres.port == 5532
+    assert [e.registry.address for e in config.environments.values()] == [
+        "127.0.0.1:5101",
+        "127.0.0.1:5102",
+        "127.0.0.1:5103",
+    ]
+    assert [e.airflow.url for e in config.environments.values()] == [
+        "http://127.0.0.1:8180",
+        "http://127.0.0.1:8181",
+        "http://127.0.0.1:8182",
+    ]
+    assert "env_var('PGPORT', '5532')" in (root / "dbt_project/profiles.yml").read_text()
+    assert shift_ports("    broker_port: 6381\n", 7) == "    broker_port: 6388\n"
+
+
+def test_init_refuses_a_folder_with_anything_in_it_and_touches_nothing(
+    tmp_path: Path, wheel: Path
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        init_project(mine, wheel=wheel)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_an_interrupted_init_leaves_no_half_project(
+    tmp_path: Path, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, ...]] = []
+    real = scaffold._git
+
+    def failing(root: Path, *args: str) -> str:
+        calls.append(args)
+        if args[0] == "commit":
+            raise DataOpsError("git commit failed: injected")
+        return real(root, *args)
+
+    monkeypatch.setattr(scaffold, "_git", failing)
+    with pytest.raises(DataOpsError, match="injected"):
+        init_project(tmp_path / "half", wheel=wheel)
+    assert ("add", "--all") in calls, "the fault struck after the files were written"
+    assert list(tmp_path.iterdir()) == []
+    # and the next run makes the project
+    monkeypatch.setattr(scaffold, "_git", real)
+    assert init_project(tmp_path / "half", wheel=wheel).files > 30
+
+
+def test_a_wheel_of_another_version_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "dataops-9.9.9-py3-none-any.whl"
+    other.write_bytes(b"PK")
+    with pytest.raises(ConfigError, match=f"not a wheel of dataops {__version__}"):
+        find_wheel(other, lambda _: None)
