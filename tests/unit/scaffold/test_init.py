@@ -56,6 +56,12 @@ def test_the_wheel_carries_the_version_and_the_project_files(wheel: Path) -> Non
         assert f"dataops/scaffold/files/{path}" in names
     assert "dataops/scaffold/minimal/dbt_project/dot-sqlfluff" in names
     assert "dataops/scaffold/files/dbt_project/models/marts/flights/fct_flights.sql" in names
+    shipped = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "src/dataops"], capture_output=True, text=True
+    ).stdout.split()
+    data = [p for p in shipped if not p.endswith((".py", "README.md"))]
+    missing = [p for p in data if f"dataops/{p.removeprefix('src/dataops/')}" not in names]
+    assert missing == [], "package data the wheel lacks (pyproject's package-data)"
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     assert f"Version: {__version__}\n" in zipfile.ZipFile(wheel).read(metadata).decode()
 
