@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,18 @@ import pytest
 from tests.conftest import ROOT, run_dataops
 
 REFERENCE = ("airlines", "airports", "planes", "weather")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def acts_as_main() -> Iterator[None]:
+    """The suite's platform is this checkout's own: its commands act for main (they make and
+    promote releases) whatever branch the checkout is on. A test that means a branch (or CI)
+    sets DATAOPS_CI_BRANCH in its own command's environment."""
+    saved = os.environ.get("DATAOPS_CI_BRANCH")
+    os.environ.setdefault("DATAOPS_CI_BRANCH", "main")
+    yield
+    if saved is None:
+        os.environ.pop("DATAOPS_CI_BRANCH", None)
 
 
 @pytest.fixture(scope="session")

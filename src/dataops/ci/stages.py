@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataops.ci.report import CiRun, StageResult, junit, summary
+from dataops.core.branches import CI_BRANCH_VARIABLE, MAIN_BRANCH
 from dataops.core.promotion import short
 from dataops.project.state import atomic_write
 
@@ -59,9 +60,6 @@ class Stage:
     done_already: Callable[[CiContext], str | None] = lambda ctx: None
     # On a key hit: a reason to run anyway (what the earlier pass produced is gone), or None.
     stale: Callable[[CiContext, dict[str, Any]], str | None] = lambda ctx, record: None
-
-
-MAIN_BRANCH = "main"
 
 
 class Platform:
@@ -98,7 +96,8 @@ class ProjectPlatform(Platform):
         return dict(self.project.environment(env).running_images())
 
     def built_images(self, env: str) -> dict[str, Any]:
-        return dict(self._read(self.project.state.builds(env)).get("images") or {})
+        """The checkout's branch's build record (main's is the shared one)."""
+        return dict(self._read(self.project.environment(env).builds_file).get("images") or {})
 
     def active_release(self, env: str) -> str | None:
         release = self._read(self.project.state.active_release(env)).get("release")
@@ -130,7 +129,8 @@ class CiContext:
     @property
     def shared(self) -> bool:
         """Only main's CI changes the shared dev environment (migrations, its release);
-        every other branch builds and tests in its own ci_<branch> scope."""
+        every other branch builds into its own build record and tests in its own ci_<branch>
+        scope (and `release create`, `promote`, `rollback` refuse it anyway)."""
         return self.branch == MAIN_BRANCH
 
 
@@ -235,7 +235,7 @@ def _images_gone(c: CiContext, record: dict[str, Any]) -> str | None:
     for image in (record.get("output") or {}).get("images", []):
         name, digest = image.get("name"), image.get("digest")
         if (built.get(name) or {}).get("digest") != digest:
-            return f"{c.env}'s build record no longer names {name}@{str(digest)[:19]}"
+            return f"the build record for {c.env} no longer names {name}@{str(digest)[:19]}"
         if not c.platform.has_image(c.env, name, image.get("content_hash", ""), digest):
             return f"{c.env}'s registry no longer has {name}@{str(digest)[:19]}"
     return None
@@ -483,7 +483,9 @@ def run_stages(
         done = subprocess.run(
             argv,
             cwd=ctx.root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # The stage's commands act for the run's branch (their build record, and what
+            # release create and promote allow), whatever git says of the checkout.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", CI_BRANCH_VARIABLE: ctx.branch},
             capture_output=True,
             text=True,
             check=False,

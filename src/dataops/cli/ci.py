@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -183,7 +182,7 @@ def ci_run(
             exit_code=ExitCode.USAGE,
         )
     project = ctx.project()
-    branch = os.environ.get("DATAOPS_CI_BRANCH") or project.branch or "detached"
+    branch = project.branch or "detached"  # $DATAOPS_CI_BRANCH, else the checkout's
     commit = project.commit or "unknown"
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{commit[:8]}"
     out = project.state.ci_run(run_id)

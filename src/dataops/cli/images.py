@@ -25,9 +25,11 @@ def build(ctx: Context, names: tuple[str, ...], push: bool, env: str, as_json: b
 
     The tag is a hash of the build inputs (Dockerfile, pinned Python packages, the code and dbt
     project baked in, the base image), so an unchanged image is neither rebuilt nor pushed
-    again. With --push, images go to the environment's registry and their digests are recorded
-    in .dataops/builds/ENV.json, which the DAG tasks of that environment run; each image is
-    pushed while the next one builds."""
+    again. With --push, images go to the environment's registry (each pushed while the next one
+    builds) and their digests are recorded in the build record of the checkout's branch, which
+    `release create --env ENV` makes a release of: main's is .dataops/builds/ENV.json, any other
+    branch's .dataops/builds/branches/BRANCH/ENV.json, so a branch build never changes what
+    main releases. Pushing changes nothing an environment runs (images are content-addressed)."""
     import json
     from dataclasses import asdict
 

@@ -48,7 +48,11 @@ def create(ctx: Context, env: str, as_json: bool, passed_check: str | None) -> N
     the release ENV runs. The same build gives the same release id.
 
     The release carries the dags/ and migrations/ folders as they are, and each pipeline spec
-    compiled (its validated form, so a deployment parses its DAGs without the YAML)."""
+    compiled (its validated form, so a deployment parses its DAGs without the YAML).
+
+    Only a checkout of main (or $DATAOPS_CI_BRANCH=main, as main's CI jobs set it) may make a
+    release: on any other branch it is refused (exit 2) before anything changes. Merge the
+    branch and let main's CI release it; test a branch with `dataops ci run`."""
     releases, environment = _releases(ctx), ctx.environment(env)
     release_id, record, new = releases.create(environment)
     if passed_check:
@@ -210,7 +214,10 @@ def promote(
 ) -> None:
     """Promote a release to TARGET: check the gates, copy every image registry-to-registry by
     digest (blobs the target has are not sent), apply TARGET's migrations, then make the
-    release active there. On any failure the previous release stays active."""
+    release active there. On any failure the previous release stays active.
+
+    Main only: on any other branch (the gates come from the checkout's dataops.yml) it is
+    refused (exit 2) before anything changes; check out main, or let main's CI promote."""
     who = approver or os.environ.get("DATAOPS_APPROVER") or getpass.getuser()
     result = _releases(ctx).promote(ctx.environment(target), release_ref, approve, who)
     if as_json:
@@ -260,7 +267,10 @@ def rollback(ctx: Context, env: str, to: str | None, approve: bool, approver: st
     """Make an earlier release active again in ENV: its images and its DAG code. ENV's
     deployment serves it within seconds (the command waits for that); the next DAG run uses
     it. An environment whose promotions need approval needs it for a rollback too
-    (--approve). Recorded in the history either way."""
+    (--approve). Recorded in the history either way.
+
+    Main only: on any other branch it is refused (exit 2) before anything changes; check out
+    main to roll back."""
     started = time.monotonic()
     who = approver or os.environ.get("DATAOPS_APPROVER") or getpass.getuser()
     release_id = _releases(ctx).rollback(ctx.environment(env), to, approve, who)

@@ -19,8 +19,12 @@ def head_commit(root: Path) -> str:
 
 
 def current_branch(root: Path) -> str:
-    """The checked-out branch ("HEAD" when detached), or "" outside a repository."""
-    return _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    """The checked-out branch ("HEAD" when detached), or "" outside a repository. A branch
+    with no commit yet is named too."""
+    branch = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+    if branch:
+        return branch
+    return "HEAD" if _git(root, "rev-parse", "--git-dir") else ""
 
 
 def resolve(root: Path, ref: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dataops.core.branches import is_main
 from dataops.core.config import GatesConfig
 from dataops.core.release_record import ReleaseRecord
 from dataops.errors import DataOpsError, ExitCode
@@ -113,6 +114,14 @@ def candidate_detail(
             if e.action == "check"
         ],
     }
+
+
+def activated_from_main(history: Sequence[HistoryEntry]) -> bool:
+    """The release's last activation in this history (a release's own rows) was made from
+    main: only such a release is offered downstream as a `candidate`. A row written before
+    activations recorded their branch counts as main's (nothing else could tell)."""
+    activated = [e for e in history if e.action in ACTIVATING and e.ok]
+    return not activated or is_main(str(activated[-1].detail.get("branch") or ""))
 
 
 def activations(history: Sequence[HistoryEntry]) -> list[str]:

@@ -10,6 +10,7 @@ CLI receives these objects; it never looks an environment up by name again.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataops.clients import git
+from dataops.core.branches import CI_BRANCH_VARIABLE, effective_branch
 from dataops.core.config import EnvironmentConfig, LoadedConfig, ProjectConfig, RegistryAuth
 from dataops.core.promotion import require_source
 from dataops.project.secrets import LocalSecrets
@@ -62,7 +64,10 @@ class Project:
 
     @cached_property
     def branch(self) -> str:
-        return git.current_branch(self.root)
+        """The branch the command acts for: $DATAOPS_CI_BRANCH (a CI job names the branch of its
+        detached checkout), else the checkout's ("HEAD" when detached, "" outside git)."""
+        checkout = git.current_branch(self.root)
+        return effective_branch(os.environ.get(CI_BRANCH_VARIABLE, ""), checkout)
 
     def environment(self, name: str) -> Environment:
         """The environment `name`, resolved on first use and the same object afterwards;
@@ -214,6 +219,13 @@ class Environment:
 
     @property
     def builds_file(self) -> Path:
+        """The build record of the checkout's branch for this environment: what
+        `images build --push` writes and `release create` makes a release of."""
+        return self.state.builds(self.name, self.project.branch)
+
+    @property
+    def main_builds_file(self) -> Path:
+        """Main's build record: the one shared by everyone, whatever the checkout's branch."""
         return self.state.builds(self.name)
 
     @property
@@ -221,9 +233,9 @@ class Environment:
         return self.state.active_release(self.name)
 
     def running_images(self) -> Mapping[str, Any]:
-        """The images this environment runs: its active release's, or its latest build's
+        """The images this environment runs: its active release's, or main's latest build's
         before any release (`{name: {"ref", "digest", "content_hash"}}`)."""
-        for path in (self.active_release_file, self.builds_file):
+        for path in (self.active_release_file, self.main_builds_file):
             try:
                 return dict(json.loads(path.read_text())["images"])
             except (FileNotFoundError, KeyError, ValueError):

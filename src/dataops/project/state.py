@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataops.core.branches import MAIN_BRANCH, branch_folder, is_main
 from dataops.core.config import LoadedConfig
 from dataops.core.promotion import active_release_filename
 
@@ -69,9 +70,13 @@ class StateDir:
     def dbt_logs(self) -> Path:
         return self.logs / "dbt"
 
-    def builds(self, env: str) -> Path:
-        """The last `images build --push --env ENV`: every image's ref by digest."""
-        return self.root / "builds" / f"{env}.json"
+    def builds(self, env: str, branch: str = MAIN_BRANCH) -> Path:
+        """`branch`'s last `images build --push --env ENV`: every image's ref by digest.
+        Main's is `builds/<env>.json` (what its releases are made from); any other branch has
+        its own under `builds/branches/<branch>/`, so a branch build never changes main's."""
+        if is_main(branch):
+            return self.root / "builds" / f"{env}.json"
+        return self.root / "builds" / "branches" / branch_folder(branch) / f"{env}.json"
 
     def active_release(self, env: str) -> Path:
         """The release ENV runs: its image refs, written on every activation."""

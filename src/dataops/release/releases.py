@@ -25,6 +25,7 @@ import psycopg
 
 from dataops.clients import dbt, git, oci
 from dataops.core import archive, compiled_specs, promotion
+from dataops.core.branches import require_main
 from dataops.core.failpoints import pause
 from dataops.core.migrations import read_migrations
 from dataops.core.progress import Report
@@ -148,7 +149,9 @@ class Releases:
     # -- create --------------------------------------------------------------------------------
     def create(self, env: Environment) -> tuple[str, ReleaseRecord, bool]:
         """A release of what `env` was last built with; it becomes active in `env`.
-        Returns (id, record, new)."""
+        Returns (id, record, new). Refused, before anything is read or written, unless the
+        checkout acts for main (core.branches)."""
+        require_main(self.project.branch, f"release create --env {env.name}")
         try:
             images = json.loads(env.builds_file.read_text())["images"]
         except (FileNotFoundError, KeyError, ValueError):
@@ -200,11 +203,16 @@ class Releases:
                 (release_id,),
             ).fetchone()
             if known is None:
-                self._log(conn, release_id, "created", True, {"env": env.name, "tag": tag})
+                self._log(conn, release_id, "created", True, {**self._made_on(env), "tag": tag})
             elif self.active(env) != release_id:  # an older build made again: active again
-                self._log(conn, release_id, "created", True, {"env": env.name, "again": True})
+                self._log(conn, release_id, "created", True, {**self._made_on(env), "again": True})
         self._activate(env, release_id, record)
         return release_id, record, known is None
+
+    def _made_on(self, env: Environment) -> dict[str, Any]:
+        """Where an activation was made: the environment and the branch the checkout acted for
+        (None outside git). Only a release activated from main is offered downstream."""
+        return {"env": env.name, "branch": self.project.branch or None}
 
     def check(
         self, env: Environment, release_id: str, name: str, passed: bool, detail: str
@@ -228,10 +236,17 @@ class Releases:
         if not downstream:
             return
         try:
-            detail = promotion.candidate_detail(env.name, record, self.history(env, release_id))
+            history = self.history(env, release_id)
         except DataOpsError as exc:
             self.report(f"could not read {env.name}'s checks of {short(release_id)}: {exc.reason}")
             return
+        if not promotion.activated_from_main(history):
+            self.report(
+                f"{short(release_id)} was activated in {env.name} from a branch other than main: "
+                "it is not offered downstream"
+            )
+            return
+        detail = promotion.candidate_detail(env.name, record, history)
         for target in downstream:
             try:
                 with self.connect(target) as conn:
@@ -358,7 +373,9 @@ class Releases:
         self, target: Environment, release_ref: str | None, approve: bool, approver: str
     ) -> PromotionResult:
         """Gates, copy by digest from the source's registry, the target's migrations, then
-        activation in `target`; on any failure the target's active release is unchanged."""
+        activation in `target`; on any failure the target's active release is unchanged.
+        Refused, before anything is read or written, unless the checkout acts for main."""
+        require_main(self.project.branch, f"promote --to {target.name}")
         source = target.promotion_source
         release_id = self.resolve(source, release_ref)
         results = promotion.evaluate_gates(
@@ -405,6 +422,7 @@ class Releases:
                 True,
                 {
                     "from": source.name,
+                    "branch": self.project.branch or None,
                     "gates": results,
                     "blobs_sent": result.stats.blobs_sent,
                     "blobs_skipped": result.stats.blobs_skipped,
@@ -451,7 +469,9 @@ class Releases:
         self, env: Environment, to: str | None, approve: bool = False, approver: str = ""
     ) -> str:
         """Re-activate an earlier release in `env` (images and DAG code); an environment that
-        requires approval for promotions requires it for rollbacks too. Recorded either way."""
+        requires approval for promotions requires it for rollbacks too. Recorded either way.
+        Refused, before anything is read or written, unless the checkout acts for main."""
+        require_main(self.project.branch, f"rollback --env {env.name}")
         history = self.history(env)
         current = promotion.active_release(history)
         wanted = self.resolve(env, to) if to is not None and current is not None else None
@@ -483,6 +503,12 @@ class Releases:
                     )
         with self.connect(env) as conn:
             self._lock(conn, env)
-            self._log(conn, release_id, "rolled-back", True, {"from": current, "gates": gate})
+            self._log(
+                conn,
+                release_id,
+                "rolled-back",
+                True,
+                {"from": current, "branch": self.project.branch or None, "gates": gate},
+            )
             self._activate(env, release_id, record)
         return release_id

@@ -11,6 +11,7 @@ import pytest
 from dataops.core.config import GatesConfig
 from dataops.core.promotion import (
     HistoryEntry,
+    activated_from_main,
     activations,
     active_release,
     evaluate_gates,
@@ -338,3 +339,33 @@ def test_a_rollback_needs_the_same_approval_as_a_promotion() -> None:
     assert failed_gates(approval_gate(guarded, True, "eve")) == {
         "approval": "failed: 'eve' may not approve (approvers: li.wei)"
     }
+
+
+@pytest.mark.parametrize(
+    ("history", "offered"),
+    [
+        ([entry(REL_A, "created", detail={"env": "dev", "branch": "main"})], True),
+        ([entry(REL_A, "created", detail={"env": "dev"})], True),  # before branches were kept
+        ([entry(REL_A, "created", detail={"env": "dev", "branch": None})], True),  # no git
+        ([entry(REL_A, "created", detail={"env": "dev", "branch": "feature/x"})], False),
+        (
+            [
+                entry(REL_A, "created", detail={"branch": "main"}),
+                entry(REL_A, "rolled-back", detail={"branch": "feature/x"}),
+            ],
+            False,  # the last activation counts
+        ),
+        (
+            [
+                entry(REL_A, "promoted", detail={"branch": "main"}),
+                entry(REL_A, "created", ok=False, detail={"branch": "feature/x"}),
+                check("ci", ok=True),
+            ],
+            True,  # a failed row activated nothing
+        ),
+    ],
+)
+def test_only_a_release_activated_from_main_is_offered_downstream(
+    history: list[HistoryEntry], offered: bool
+) -> None:
+    assert activated_from_main(history) is offered
