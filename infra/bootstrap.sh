@@ -74,6 +74,6 @@ else
     exit 3
   }
   .venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python \
-    --find-links vendor requirements.lock
+    --refresh-package dataops --find-links vendor requirements.lock
 fi
 say "ready: .venv/bin/dataops ($(.venv/bin/dataops --version))"

@@ -130,7 +130,8 @@ def ensure_python_packages(root: Path, report: Report) -> bool:
             [sys.executable, "-m", "compileall", "-q", "-j", "0", str(root / "src" / "dataops")]
         )
     else:  # a project: the pinned toolkit from its vendored wheel
-        sync += ["--find-links", str(root / "vendor")]
+        # Never a cached build of the same version: the vendored file is the truth.
+        sync += ["--refresh-package", "dataops", "--find-links", str(root / "vendor")]
     for argv in steps:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
