@@ -194,3 +194,19 @@ def test_validate_refuses_a_smoke_stage_naming_a_deleted_pipeline(tmp_path: Path
         result.stderr
     )
     assert "add dags/pipelines/planes.yml" in result.stderr
+
+
+def test_validate_refuses_a_dbt_select_that_selects_no_model(tmp_path: Path) -> None:
+    project_copy(tmp_path)
+    spec = tmp_path / "dags" / "pipelines" / "planes.yml"
+    text = spec.read_text()
+    assert 'select: "stg_nycflights__planes"' in text
+    spec.write_text(text.replace("stg_nycflights__planes", "stg_nycflights__plane"))
+    result = run_dataops("validate", config=tmp_path / "dataops.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = spec.read_text().splitlines().index('  select: "stg_nycflights__plane"') + 1
+    assert (
+        f"dags/pipelines/planes.yml:{line}:11: dbt.select: 'stg_nycflights__plane' selects no "
+        "node of dbt project 'flights' (did you mean stg_nycflights__planes?)"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr

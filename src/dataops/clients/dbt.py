@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
 from dataops.core import dbt_project
 from dataops.core.config import DbtConfig, DbtPackages, WarehouseConfig
 from dataops.errors import ConfigError, DataOpsError, ExitCode, NotReadyError, tool_message
+
+if TYPE_CHECKING:
+    from dbt.cli.main import dbtRunnerResult
+    from dbt.contracts.graph.manifest import Manifest
 
 MANIFEST_PATH_IN_IMAGE = "/opt/dataops/dbt_state/manifest.json"
 
@@ -106,6 +114,107 @@ def parse_manifest(
             "fix the dbt project (`dataops lint` and `dbt parse` in the project folder show where)",
         )
     return manifest
+
+
+# -- what a selection picks, asked of dbt in this process --------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectedNodes:
+    """What `dbt ls --select SELECTION` lists."""
+
+    nodes: int
+    unmatched: tuple[str, ...]  # its criteria that match no enabled node (dbt's own warning)
+    error: str | None = None  # dbt refused the selection (an unknown method, a bad operator)
+
+
+@dataclass(frozen=True)
+class Selections:
+    """Each selection's nodes in one parse of a project, and the names it could have meant."""
+
+    names: tuple[str, ...]  # the project's models, seeds and snapshots (when one selects none)
+    selected: dict[str, SelectedNodes]
+
+
+class DbtParseError(DataOpsError):
+    """`dbt parse` refused the project; `file` is the one dbt named (relative to the project)."""
+
+    def __init__(self, reason: str, file: str | None) -> None:
+        super().__init__(reason, "fix it (`dbt parse` in the project folder shows the whole error)")
+        self.file = file
+
+
+_NAMED_FILE = re.compile(r"\(([^()\s]+\.(?:sql|py|yml|yaml|csv))\)")
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def select_nodes(
+    project: Path, profile: str, target: str, schema: str, selections: Iterable[str]
+) -> Selections:
+    """What each of `selections` picks in the dbt project at `project`, by dbt's own selector.
+
+    One `dbt parse` in this process, with a profile of the toolkit's (no warehouse connection;
+    its target and log folders temporary, nothing written in the project), then `dbt ls` of
+    each selection with the parsed manifest, which skips parsing. Raises DbtParseError when dbt
+    cannot parse the project."""
+    from dbt.cli.main import dbtRunner
+
+    with tempfile.TemporaryDirectory(prefix="dataops-select-") as tmp:
+        work = Path(tmp)
+        (work / "profiles.yml").write_text(
+            dbt_project.profiles_yml(profile, [target], target, schema, threads=1)
+        )
+        args = [
+            *("--project-dir", str(project), "--profiles-dir", tmp),
+            *("--profile", profile, "--target", target),
+            *("--log-level", "none", "--log-level-file", "none"),
+            *("--no-partial-parse", "--no-write-json"),
+        ]
+        events: list[tuple[str, str]] = []  # (name, text) of dbt's warnings and errors
+
+        def heard(event: Any) -> None:
+            if event.info.level in ("warn", "error"):
+                raw = getattr(event.data, "spec_raw", "")
+                events.append((event.info.name, raw or event.info.msg))
+
+        with _environ(environment(work, work / "target", work / "logs")):
+            parsed = dbtRunner(callbacks=[heard]).invoke(["parse", *args])
+            if not parsed.success or parsed.result is None:
+                said = str(parsed.exception or "") or next(
+                    (text for _, text in reversed(events)), "dbt parse failed"
+                )
+                named = _NAMED_FILE.search(said)
+                shown = "\n".join(said.strip().splitlines()[:8])
+                raise DbtParseError(shown, named.group(1) if named else None)
+            manifest = cast("Manifest", parsed.result)  # what `dbt parse` returns
+            runner = dbtRunner(manifest=manifest, callbacks=[heard])
+            selected = {}
+            for selection in dict.fromkeys(selections):
+                events.clear()
+                done = runner.invoke(["ls", "--select", selection, "--output", "name", *args])
+                unmatched = tuple(t for n, t in events if n == "NoNodesForSelectionCriteria")
+                error = None if done.success else str(done.exception or "dbt ls failed")
+                selected[selection] = SelectedNodes(len(_listed(done)), unmatched, error)
+            names: list[str] = []
+            if any(s.unmatched or not s.nodes for s in selected.values()):
+                kinds = ("--resource-types", "model", "seed", "snapshot")
+                names = _listed(runner.invoke(["ls", *kinds, "--output", "name", *args]))
+    return Selections(tuple(sorted(names)), selected)
+
+
+def _listed(result: dbtRunnerResult) -> list[str]:
+    """What `dbt ls` listed (nothing when it failed)."""
+    return cast("list[str]", result.result) if result.success and result.result else []
 
 
 # -- the build copy of a team's project --------------------------------------------------------

@@ -80,6 +80,19 @@ class DbtProjectFile:
         }
         return [p for p in self.remote_packages() if package_dir_name(p) not in installed]
 
+    def uninstalled_packages(self) -> list[Package]:
+        """What `dbt parse` would miss: it refuses a project whose packages folder holds fewer
+        packages than packages.yml names, local ones included (`dbt deps` links those in)."""
+        folders = {
+            p.name
+            for p in self.packages_dir.glob("*")
+            if p.is_dir() and not p.name.startswith("__")
+        }
+        if len(folders) >= len(self.packages):
+            return []
+        missing = [p for p in self.packages if _installed_name(self.root, p) not in folders]
+        return missing or list(self.packages)
+
     def local_package_dirs(self) -> list[Path]:
         return [(self.root / p.name).resolve() for p in self.packages if p.kind == "local"]
 
@@ -271,6 +284,16 @@ def in_ci_scope(schema: str, ci_schema: str) -> bool:
     return ci_schema.startswith("ci_") and (
         schema == ci_schema or schema.startswith(ci_schema + "_")
     )
+
+
+def _installed_name(root: Path, package: Package) -> str:
+    """The folder `dbt deps` installs `package` into: a local one under its project's name."""
+    if package.kind == "local":
+        try:
+            return read_project((root / package.name).resolve()).name
+        except ConfigError:
+            pass
+    return package_dir_name(package)
 
 
 def package_dir_name(package: Package) -> str:

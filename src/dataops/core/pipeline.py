@@ -116,6 +116,8 @@ class TargetSpec(_Strict):
 class DbtSpec(_Strict):
     """The dbt models built (and tested, then published) after each load."""
 
+    # dbt's node selection syntax (`stg_x+`, `tag:y`, `path:models/z`, space for a union);
+    # `dataops validate` refuses one whose criteria select no node of the dbt project.
     select: Annotated[str, Field(min_length=1)]
 
 

@@ -2,14 +2,18 @@
 
 `validate_project` reads dataops.yml's pipelines, migrations and dbt section and returns every
 problem as `file:line:col: key: message` text; what was found fine is reported through the
-callback, one line each. Nothing here prints, connects or writes.
+callback, one line each, and so is a check that could not run. Nothing here prints, connects or
+writes (dbt parses the project in a temporary folder).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+from dataops.clients.dbt import DbtParseError, select_nodes
 from dataops.core.capacity import celery_worker_slots, hosted_here, queued_wait_seconds
 from dataops.core.config import DbtPackages, LoadedConfig
 from dataops.core.dbt_project import read_project
@@ -21,8 +25,9 @@ from dataops.errors import ConfigError
 Found = Callable[[str], None]  # told what was checked and found fine, one line each
 
 
-def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
-    """Every problem of the project's files (empty: valid)."""
+def validate_project(loaded: LoadedConfig, found: Found, skipped: Found) -> list[str]:
+    """Every problem of the project's files (empty: valid); `skipped` is told why a check
+    could not run."""
     envs = ", ".join(loaded.config.environments)
     found(f"{loaded.document.source}: project {loaded.config.project!r}, environments {envs}")
     paths = spec_files(loaded.root / "dags" / "pipelines")
@@ -30,7 +35,8 @@ def validate_project(loaded: LoadedConfig, found: Found) -> list[str]:
     problems += smoke_problems(loaded, {p.stem for p in paths})
     problems += queued_timeout_problems(loaded, specs)
     problems += _migration_problems(loaded, found)
-    problems += dbt_problems(loaded, found)
+    dbt_found = dbt_problems(loaded, found)
+    problems += dbt_found or selection_problems(loaded, specs, found, skipped)
     return problems
 
 
@@ -143,6 +149,89 @@ def dbt_problems(loaded: LoadedConfig, found: Found) -> list[str]:
             f"{packages if project.packages else ''}"
         )
     return problems
+
+
+_BARE_NAME = re.compile(r"^(?:\d*\+|@)?([\w.]+?)(?:\+\d*)?$")  # a name with graph operators
+
+
+def selection_problems(
+    loaded: LoadedConfig, specs: list[tuple[Path, PipelineSpec]], found: Found, skipped: Found
+) -> list[str]:
+    """Every spec's `dbt.select`, and each of its criteria, selects a node of the dbt project,
+    as dbt's own selector sees it: a typo would build nothing (or less) and say so only in a
+    task log. Skipped, with the reason, while packages.yml's packages are not installed (dbt
+    cannot parse the project then, and validate downloads nothing)."""
+    selecting = [(path, spec.dbt.select) for path, spec in specs if spec.dbt is not None]
+    if not selecting:
+        return []
+    dbt = loaded.config.dbt
+    project = read_project(loaded.dbt_dir)
+    missing = project.uninstalled_packages()
+    if missing:
+        names = ", ".join(p.name for p in missing)
+        skipped(
+            f"dbt.select of the pipeline specs not checked: {dbt.project_dir}/packages.yml's "
+            f"{names} not installed in {dbt.project_dir}/{project.packages_install_path}/ "
+            f"(validate downloads nothing); run `dbt deps` in {dbt.project_dir} to check them"
+        )
+        return []
+    first = next(iter(loaded.config.environments))
+    try:
+        result = select_nodes(
+            loaded.dbt_dir,
+            dbt.profile or project.profile or project.name,
+            dbt.target(first),
+            dbt.target_schema,
+            [selection for _, selection in selecting],
+        )
+    except DbtParseError as exc:
+        where = f"{dbt.project_dir}/{exc.file}" if exc.file else f"{dbt.project_dir}/"
+        return [
+            f"{where}: dbt parse failed, so no spec's dbt.select could be checked: "
+            f"{exc.reason}\nfix the project (`dbt parse` in {dbt.project_dir} shows the whole "
+            "error)"
+        ]
+    problems = []
+    for path, selection in selecting:
+        picked = result.selected[selection]
+        if picked.error is None and not picked.unmatched and picked.nodes:
+            continue
+        document = load_yaml_file(path, display=f"dags/pipelines/{path.name}")
+        where = f"{document.where(('dbt', 'select'))}: dbt.select"
+        listing = f"`dbt ls --select '{selection}'` in {dbt.project_dir} lists what it selects"
+        if picked.error is not None:
+            problems.append(
+                f"{where}: dbt refuses {selection!r}: {picked.error}; write it in dbt's node "
+                f"selection syntax ({listing})"
+            )
+            continue
+        criteria = picked.unmatched or (selection,)
+        hints = _close_names(criteria, result.names)
+        what = (
+            f"{selection!r} selects no node"
+            if not picked.nodes
+            else f"{', '.join(map(repr, criteria))} of {selection!r} "
+            f"match{'es' if len(criteria) == 1 else ''} no node"
+        )
+        problems.append(
+            f"{where}: {what} of dbt project {project.name!r}{hints}; fix the selection ({listing})"
+        )
+    if not problems:
+        found(
+            f"dags/pipelines/: dbt.select of {len(selecting)} spec(s) selects nodes of dbt "
+            f"project {project.name!r}"
+        )
+    return problems
+
+
+def _close_names(criteria: tuple[str, ...], names: tuple[str, ...]) -> str:
+    """` (did you mean a, b?)` with the project's names closest to the criteria's, if any."""
+    close: list[str] = []
+    for criterion in criteria:
+        bare = _BARE_NAME.match(criterion)
+        if bare:
+            close += difflib.get_close_matches(bare.group(1), names, n=3, cutoff=0.85)
+    return f" (did you mean {', '.join(dict.fromkeys(close))}?)" if close else ""
 
 
 def queued_timeout_problems(
