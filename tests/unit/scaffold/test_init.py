@@ -105,7 +105,7 @@ def test_a_new_project_is_a_repository_that_validates_and_lints(
     )
     loaded = load_config(root / "dataops.yml")
     assert loaded.config.project == "acme-analytics"
-    assert validate_project(loaded, lambda _: None) == []
+    assert validate_project(loaded, lambda _: None, lambda _: None) == []
     linted = dataops(root, "lint", "--all")
     assert linted.returncode == 0, linted.stdout + linted.stderr
     assert "ok: 0 finding(s)" in linted.stderr
@@ -116,7 +116,7 @@ def test_the_flights_example_is_the_reference_project(tmp_path: Path, wheel: Pat
     for path in ("dags/pipelines/flights.yml", "dbt_project/models/marts/flights/fct_flights.sql"):
         assert (root / path).read_bytes() == (ROOT / path).read_bytes()
     assert "$(DATAOPS) data nycflights13" in (root / "Makefile").read_text()
-    assert validate_project(load_config(root / "dataops.yml"), lambda _: None) == []
+    assert validate_project(load_config(root / "dataops.yml"), lambda _: None, lambda _: None) == []
 
 
 def test_a_port_offset_moves_every_local_port(tmp_path: Path, wheel: Path) -> None:
@@ -176,3 +176,65 @@ def test_a_wheel_of_another_version_is_refused(tmp_path: Path) -> None:
     other.write_bytes(b"PK")
     with pytest.raises(ConfigError, match=f"not a wheel of dataops {__version__}"):
         find_wheel(other, lambda _: None)
+
+
+ORDERS_SPEC = """\
+pipeline: orders
+description: Daily order lines from the shop, one file per day.
+owner: shop-analytics
+tags: [shop]
+schedule: "@daily"
+retries: 2
+start_date: 2024-03-01
+source:
+  path: "orders/{interval_start:%Y%m%d}.csv"
+target:
+  table: raw.order_lines
+  mode: append
+  columns:
+    order_id: bigint
+    line_no: integer
+    sku: text
+    amount: numeric
+    ordered_at: timestamptz
+dbt:
+  select: "int_order_revenue"
+"""
+
+
+def test_another_teams_pipeline_and_model_join_the_new_project(tmp_path: Path, wheel: Path) -> None:
+    """A team adds a pipeline of another shape (daily appends, bigint ids) and a model of its
+    own: validate accepts it; a spec selecting a model that does not exist is refused."""
+    root = init_project(tmp_path / "shop", wheel=wheel).root
+    (root / "dags/pipelines/orders.yml").write_text(ORDERS_SPEC)
+    (root / "dags/pipeline_orders.py").write_text(
+        (root / "dags/pipeline_customers.py").read_text().replace("customers", "orders")
+    )
+    (root / "migrations/V3__raw_order_lines.sql").write_text(
+        "create table raw.order_lines (\n    order_id bigint,\n    line_no integer,\n"
+        "    sku text,\n    amount numeric,\n    ordered_at timestamptz,\n"
+        "    _dataops_batch text not null,\n    _dataops_interval_start timestamptz not null\n"
+        ");\n"
+    )
+    models = root / "dbt_project/models/intermediate/shop"
+    models.mkdir(parents=True)
+    (root / "dbt_project/models/staging/crm/_crm__sources.yml").write_text(
+        (root / "dbt_project/models/staging/crm/_crm__sources.yml").read_text()
+        + "      - name: order_lines\n        description: One row per order line.\n"
+    )
+    (models / "int_order_revenue.sql").write_text(
+        "select\n    order_id,\n    sum(amount) as revenue\n"
+        "from {{ source('crm', 'order_lines') }}\ngroup by order_id\n"
+    )
+    loaded = load_config(root / "dataops.yml")
+    assert validate_project(loaded, lambda _: None, lambda _: None) == []
+    linted = dataops(root, "lint", "--all")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+    spec = root / "dags/pipelines/orders.yml"
+    spec.write_text(ORDERS_SPEC.replace("int_order_revenue", "int_order_revenu"))
+    problems = validate_project(load_config(root / "dataops.yml"), lambda _: None, lambda _: None)
+    assert len(problems) == 1
+    line = ORDERS_SPEC.splitlines().index('  select: "int_order_revenue"') + 1
+    assert problems[0].startswith(f"dags/pipelines/orders.yml:{line}:11: dbt.select:"), problems
+    assert "int_order_revenue" in problems[0]
