@@ -1,8 +1,10 @@
-"""Shared helpers: the project root, and running the real `dataops` command."""
+"""Shared helpers: the repository root, the fixture project, and running the real `dataops`
+command."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The toolkit's tests read this copy of the reference project, never the working tree's
+# project (which a team replaces with its own): tests/fixtures/project/README.md.
+PROJECT = ROOT / "tests" / "fixtures" / "project"
 DATAOPS = [sys.executable, "-m", "dataops.cli.main"]
+
+
+def copy_project(target: Path, *names: str) -> Path:
+    """The fixture project's files `names` (all of them if none) copied into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names or [p.name for p in PROJECT.iterdir() if p.name != "README.md"]:
+        source = PROJECT / name
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "target", "logs")
+            shutil.copytree(source, target / name, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy(source, target / name)
+    return target
 
 
 def run_dataops(

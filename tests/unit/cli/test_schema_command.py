@@ -12,13 +12,12 @@ from click.testing import CliRunner, Result
 from dataops.cli.main import cli
 from dataops.cli.schema import NAMES
 from dataops.core.json_schema import SCHEMAS, render
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import PROJECT
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "dataops.yml", tmp_path / "dataops.yml")
+    shutil.copy(PROJECT / "dataops.yml", tmp_path / "dataops.yml")
     return tmp_path
 
 

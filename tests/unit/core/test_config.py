@@ -6,9 +6,9 @@ import pytest
 
 from dataops.core.config import load_config
 from dataops.errors import ConfigError, ExitCode
+from tests.conftest import PROJECT
 
-ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = (ROOT / "dataops.yml").read_text()
+SHIPPED = (PROJECT / "dataops.yml").read_text()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -22,7 +22,7 @@ def line_of(text: str, needle: str) -> int:
 
 
 def test_shipped_config_is_valid() -> None:
-    loaded = load_config(ROOT / "dataops.yml")
+    loaded = load_config(PROJECT / "dataops.yml")
     assert set(loaded.config.environments) == {"dev", "staging", "prod"}
     prod = loaded.config.environments["prod"]
     assert prod.registry.address == "127.0.0.1:5003"
@@ -89,7 +89,7 @@ def test_bad_env_var_name_and_address(tmp_path: Path) -> None:
 
 
 def test_missing_env_var_reference_names_variable_and_line() -> None:
-    loaded = load_config(ROOT / "dataops.yml")
+    loaded = load_config(PROJECT / "dataops.yml")
     path = ("environments", "staging", "registry", "password_env")
     with pytest.raises(ConfigError) as caught:
         loaded.resolve_secret(path, environ={})
@@ -103,7 +103,7 @@ def test_missing_env_var_reference_names_variable_and_line() -> None:
 def test_top_level_extension_keys_are_allowed() -> None:
     # The shipped file uses x-warehouse / x-airflow anchors; they are not part of the schema.
     assert "x-warehouse" in SHIPPED
-    assert load_config(ROOT / "dataops.yml").config.project == "flights"
+    assert load_config(PROJECT / "dataops.yml").config.project == "flights"
 
 
 def test_environments_sharing_a_warehouse_role_are_refused(tmp_path: Path) -> None:
@@ -122,12 +122,12 @@ CELERY = "      executor: celery   "
 
 
 def test_the_shipped_staging_runs_celery_with_two_workers_on_its_own_broker() -> None:
-    staging = load_config(ROOT / "dataops.yml").config.environments["staging"].airflow
+    staging = load_config(PROJECT / "dataops.yml").config.environments["staging"].airflow
     assert staging.executor == "celery" and staging.celery is not None
     assert [w.name for w in staging.celery.workers] == ["worker-1", "worker-2"]
     assert staging.queues == {"default", "heavy"}
     assert staging.celery.visibility_timeout_seconds > 24 * 3600  # longer than any task
-    assert load_config(ROOT / "dataops.yml").config.environments["dev"].airflow.queues == set()
+    assert load_config(PROJECT / "dataops.yml").config.environments["dev"].airflow.queues == set()
 
 
 @pytest.mark.parametrize(

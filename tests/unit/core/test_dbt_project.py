@@ -11,8 +11,7 @@ import yaml
 from dataops.core import dbt_project
 from dataops.core.config import load_config
 from dataops.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import PROJECT
 
 
 def test_ci_scope_is_the_ci_schema_and_its_suffixed_twins_only() -> None:
@@ -68,7 +67,7 @@ def test_the_written_profile_is_valid_yaml_with_every_target() -> None:
 
 
 def test_dbt_targets_must_name_known_environments(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "dataops.yml").read_text())
+    config = yaml.safe_load((PROJECT / "dataops.yml").read_text())
     config["dbt"] = {"targets": {"production": "prod"}}
     path = tmp_path / "dataops.yml"
     path.write_text(yaml.safe_dump(config))

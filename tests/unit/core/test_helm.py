@@ -9,19 +9,18 @@ import yaml
 from dataops import __version__
 from dataops.core.config import RuntimeConfig, RuntimeKind, load_config
 from dataops.core.helm import HELM_DIR, render, values
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import PROJECT, ROOT
 
 
 def test_the_committed_values_are_what_dataops_yml_renders() -> None:
-    environments = load_config(ROOT / "dataops.yml").config.environments
+    environments = load_config(PROJECT / "dataops.yml").config.environments
     for env, config in environments.items():
-        committed = (ROOT / HELM_DIR / env / "values.yaml").read_text()
+        committed = (PROJECT / HELM_DIR / env / "values.yaml").read_text()
         assert committed == render(env, config, __version__), f"run `dataops helm values` ({env})"
 
 
 def test_each_environment_gets_its_executor_runtime_and_secrets_by_name() -> None:
-    environments = load_config(ROOT / "dataops.yml").config.environments
+    environments = load_config(PROJECT / "dataops.yml").config.environments
     staging = values("staging", environments["staging"], "1.2.3")
     assert staging["executor"] == "CeleryExecutor"
     assert staging["workers"]["replicas"] == 2
@@ -50,7 +49,7 @@ def test_each_environment_gets_its_executor_runtime_and_secrets_by_name() -> Non
 
 
 def test_no_secret_value_is_ever_written(tmp_path: Path) -> None:
-    environments = load_config(ROOT / "dataops.yml").config.environments
+    environments = load_config(PROJECT / "dataops.yml").config.environments
     text = "".join(render(env, config, __version__) for env, config in environments.items())
     secrets = ROOT / ".dataops" / "secrets.env"
     if secrets.exists():  # the platform's generated secrets, when it has run here

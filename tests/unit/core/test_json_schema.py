@@ -21,18 +21,16 @@ from pydantic import BaseModel, ValidationError
 from dataops.core import config, pipeline
 from dataops.core.json_schema import SCHEMAS, render, schema
 from dataops.core.yaml_loader import load_yaml_file
+from tests.conftest import PROJECT, ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 FIX = "run `dataops schema --write` and commit the result"
 
-# Every dataops.yml and pipeline spec the repository ships, test fixtures included.
-CONFIGS = sorted({ROOT / "dataops.yml", *ROOT.glob("tests/fixtures/**/dataops.yml")})
+# Every dataops.yml and pipeline spec of the test fixtures (the reference project's copy among
+# them); the working tree's own project is a team's, checked by `dataops validate`.
+CONFIGS = sorted(ROOT.glob("tests/fixtures/**/dataops.yml"))
 SPECS = sorted(
     path
-    for path in {
-        *ROOT.glob("dags/pipelines/*.yml"),
-        *ROOT.glob("tests/fixtures/**/pipelines/*.yml"),
-    }
+    for path in ROOT.glob("tests/fixtures/**/pipelines/*.yml")
     if pipeline.is_spec_name(path.name)
 )
 SHIPPED = [("dataops", path) for path in CONFIGS] + [("pipeline", path) for path in SPECS]
@@ -102,11 +100,11 @@ def case_id(name: str, changes: dict[str, Any]) -> str:
 
 
 def base(name: str) -> Any:
-    return editor_view(ROOT / "dataops.yml") if name == "dataops" else spec("flights")
+    return editor_view(PROJECT / "dataops.yml") if name == "dataops" else spec("flights")
 
 
 def spec(stem: str) -> Any:
-    return editor_view(ROOT / "dags" / "pipelines" / f"{stem}.yml")
+    return editor_view(PROJECT / "dags" / "pipelines" / f"{stem}.yml")
 
 
 # -- (a) the checked-in files are what the models make ---------------------------------------
@@ -188,14 +186,15 @@ def test_every_shipped_file_validates_against_its_schema(name: str, path: Path) 
 
 
 def test_the_shipped_files_name_their_schema_on_their_first_line() -> None:
-    shipped = [("dataops", ROOT / "dataops.yml")] + [
-        ("pipeline", path) for path in pipeline.spec_files(ROOT / "dags" / "pipelines")
+    # Relative to the project's root, where `dataops schema --write` puts schemas/.
+    shipped = [("dataops", PROJECT / "dataops.yml")] + [
+        ("pipeline", path) for path in pipeline.spec_files(PROJECT / "dags" / "pipelines")
     ]
     for name, path in shipped:
         first = path.read_text().splitlines()[0]
         assert first == SCHEMAS[name].modeline, path
         relative = first.split("$schema=", 1)[1]
-        assert (path.parent / relative).resolve() == ROOT / SCHEMAS[name].path, path
+        assert (path.parent / relative).resolve() == PROJECT / SCHEMAS[name].path, path
 
 
 # -- (c) a misspelled key is refused, at its path ---------------------------------------------
@@ -372,7 +371,7 @@ def test_check_jsonschema_accepts_the_shipped_files_and_names_a_bad_key(tmp_path
     assert check("pipeline", *SPECS).returncode == 0
     assert check("dataops", *CONFIGS).returncode == 0
     bad = tmp_path / "flights.yml"
-    text = (ROOT / "dags" / "pipelines" / "flights.yml").read_text()
+    text = (PROJECT / "dags" / "pipelines" / "flights.yml").read_text()
     bad.write_text(text.replace("schedule:", "schedul:").replace("flights/{", "../{"))
     result = check("pipeline", bad)
     assert result.returncode == 1

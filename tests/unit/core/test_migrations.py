@@ -15,6 +15,7 @@ from dataops.core.migrations import (
     split_statements,
 )
 from dataops.errors import ConfigError
+from tests.conftest import PROJECT
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -107,8 +108,8 @@ def test_the_allow_annotation_widening_and_filtered_deletes_pass(tmp_path: Path)
     assert destructive_changes(read_migration(write(tmp_path, "V3__c.sql", scoped))) == []
 
 
-def test_the_shipped_migrations_read_and_are_not_destructive() -> None:
-    found = read_migrations(Path(__file__).resolve().parents[3] / "migrations")
+def test_the_reference_migrations_read_and_are_not_destructive() -> None:
+    found = read_migrations(PROJECT / "migrations")
     assert [m.script for m in found.versioned][:2] == [
         "V1__dataops_schema.sql",
         "V2__raw_tables.sql",

@@ -9,12 +9,11 @@ import pytest
 import yaml
 
 from dataops.core.pipeline import PipelineSpec, load_spec, plan, unserved_queues
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import PROJECT
 
 
 def spec_with(tmp_path: Path, queue: object) -> PipelineSpec:
-    document = yaml.safe_load((ROOT / "dags" / "pipelines" / "airlines.yml").read_text())
+    document = yaml.safe_load((PROJECT / "dags" / "pipelines" / "airlines.yml").read_text())
     document["queue"] = queue
     path = tmp_path / "airlines.yml"
     path.write_text(yaml.safe_dump(document))

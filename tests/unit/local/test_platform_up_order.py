@@ -18,15 +18,14 @@ from dataops.local import platform as platform_module
 from dataops.local.base_image import BaseImage
 from dataops.local.service import Health, ServiceStatus, State
 from dataops.project.environment import Project
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import PROJECT
 
 
 def stand_in_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: object
 ) -> tuple[platform_module.LocalPlatform, dict[str, bool]]:
     monkeypatch.setenv("DATAOPS_STATE_DIR", str(tmp_path / "state"))
-    platform = platform_module.LocalPlatform(Project.of(load_config(ROOT / "dataops.yml")))
+    platform = platform_module.LocalPlatform(Project.of(load_config(PROJECT / "dataops.yml")))
     seen: dict[str, bool] = {}
     base_started = threading.Event()
     deployments_started = threading.Event()
@@ -86,7 +85,7 @@ def test_an_interrupted_up_tells_the_base_image_to_start_nothing_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATAOPS_STATE_DIR", str(tmp_path / "state"))
-    platform = platform_module.LocalPlatform(Project.of(load_config(ROOT / "dataops.yml")))
+    platform = platform_module.LocalPlatform(Project.of(load_config(PROJECT / "dataops.yml")))
     told: list[bool] = []
     started = threading.Event()
 
@@ -130,7 +129,7 @@ def test_a_cancelled_base_image_does_not_fall_back_to_the_offline_bootstrap(
     monkeypatch.setattr(base_image, "docker", pull)
     monkeypatch.setattr(base_image, "_bootstrap", lambda *a: bootstrapped.append("ran"))
     config = BaseImageConfig(name="dataops/base:test", upstream="docker.io/library/python:3.11")
-    state = Project.of(load_config(ROOT / "dataops.yml")).state
+    state = Project.of(load_config(PROJECT / "dataops.yml")).state
     with pytest.raises(KeyboardInterrupt):
         base_image.ensure_base_image(config, state, lambda message: None, cancelled=cancelled)
     assert bootstrapped == []

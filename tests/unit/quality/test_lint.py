@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_dataops
+from tests.conftest import PROJECT, ROOT, run_dataops
 
 NO_WAREHOUSE = {k: "" for k in ("PGHOST", "PGPASSWORD", "PGUSER", "PGDATABASE")} | {
     f"DATAOPS_WAREHOUSE_{env}_PASSWORD": "" for env in ("DEV", "STAGING", "PROD")
@@ -50,14 +50,15 @@ sources:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the project's config, specs, images and dbt settings with a dbt model of its
+    """A copy of the fixture project's config, specs, dbt settings and the toolkit's images with
+    a dbt model of its
     own, in its own git repository, with one commit on main."""
     target = tmp_path / "project"
     target.mkdir()
-    shutil.copy(ROOT / "dataops.yml", target / "dataops.yml")
-    for name in ("dbt_project", "images", "dags"):
+    shutil.copy(PROJECT / "dataops.yml", target / "dataops.yml")
+    for name in ("dbt_project", "images", "dags"):  # images/: the toolkit's Dockerfiles
         shutil.copytree(
-            ROOT / name,
+            (ROOT if name == "images" else PROJECT) / name,
             target / name,
             ignore=shutil.ignore_patterns("__pycache__", "target", "models"),
         )

@@ -12,8 +12,10 @@ from dataops.clients import dbt
 from dataops.core.config import load_config
 from dataops.core.pipeline import PipelineSpec, load_spec
 from dataops.quality.validation import selection_problems, smoke_problems, validate_project
+from tests.conftest import PROJECT
+from tests.conftest import ROOT as REPO
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = PROJECT  # the fixture project, not the working tree's
 STAGES = "      stages: [[airlines, airports, planes, weather], [flights]]"
 
 
@@ -141,7 +143,7 @@ def test_a_dbt_project_that_does_not_parse_is_named(tmp_path: Path) -> None:
 def acme_spec(tmp_path: Path, selection: str) -> tuple[Path, list[tuple[Path, PipelineSpec]]]:
     """A project whose dbt project is a copy of another team's (tests/fixtures/acme_dbt, two
     local packages, not installed) and one spec selecting `selection` in it."""
-    shutil.copytree(ROOT / "tests" / "fixtures" / "acme_dbt", tmp_path / "acme")
+    shutil.copytree(REPO / "tests" / "fixtures" / "acme_dbt", tmp_path / "acme")
     config = yaml.safe_load((ROOT / "dataops.yml").read_text())
     config["dbt"] = {"project_dir": "acme/analytics", "packages": "deps"}
     (tmp_path / "dataops.yml").write_text(yaml.safe_dump(config, sort_keys=False))

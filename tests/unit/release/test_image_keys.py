@@ -15,19 +15,19 @@ import pytest
 from dataops.core.config import load_config
 from dataops.project.environment import Project
 from dataops.release import images
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import ROOT, copy_project
 
 
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dataops.yml", "requirements.lock"):
-        shutil.copy(ROOT / name, project / name)
+    # The toolkit's own files, and the fixture project's config and dbt project.
+    shutil.copy(ROOT / "requirements.lock", project / "requirements.lock")
     ignore = shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages")
-    for name in ("images", "src", "dbt_project"):
+    for name in ("images", "src"):
         shutil.copytree(ROOT / name, project / name, ignore=ignore)
+    copy_project(project, "dataops.yml", "dbt_project")
     monkeypatch.setenv("DATAOPS_STATE_DIR", str(tmp_path / "state"))
     # The base image's id is part of every key; a fixed one stands in for the engine's.
     monkeypatch.setattr(images, "image_inspect", lambda name: ("sha256:" + "b" * 64, "test"))
