@@ -13,7 +13,7 @@ from dataops.airflow import spec_cache
 from dataops.core import archive, compiled_specs
 from dataops.core.pipeline import load_spec
 from dataops.errors import ConfigError
-from tests.dags.conftest import ROOT, copy_dags, parse
+from tests.dags.conftest import DAGS, copy_dags, parse
 from tests.dags.test_spec_cache import SPEC
 
 # Another team's second spec: a dbt selection of its own, a queue, a tab-separated drop.
@@ -53,7 +53,7 @@ def project(tmp_path: Path, broken: bool = False) -> Path:
     specs = {"ledger_entries": SPEC, "shipments": SHIPMENTS}
     if broken:
         specs["returns"] = SPEC.replace("ledger_entries", "returns").replace("merge", "mergee")
-    stub = (ROOT / "dags" / "pipeline_flights.py").read_text()
+    stub = (DAGS / "pipeline_flights.py").read_text()
     for name, text in specs.items():
         (dags / "pipelines" / f"{name}.yml").write_text(text)
         (dags / f"pipeline_{name}.py").write_text(stub.replace("flights", name))
@@ -82,8 +82,8 @@ def test_a_compiled_spec_is_the_spec_and_skips_the_yaml(tmp_path: Path, loads: l
 
 
 def test_every_shipped_spec_round_trips(tmp_path: Path) -> None:
-    bundle = released(ROOT / "dags", tmp_path / "bundle")
-    specs = sorted((ROOT / "dags" / "pipelines").glob("*.yml"))
+    bundle = released(DAGS, tmp_path / "bundle")
+    specs = sorted((DAGS / "pipelines").glob("*.yml"))
     assert len(specs) >= 5
     for path in specs:
         shipped = bundle / "pipelines" / path.name

@@ -1,4 +1,5 @@
-"""The toolkit's own DAG checks: every DAG file loads, parsing does no lookups, ids = specs."""
+"""The toolkit's DAG factory on the fixture project: every DAG file loads, parsing does no
+lookups, ids = specs, tasks and queues follow the spec, a bad spec breaks only its own DAG."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dataops.core.pipeline import spec_files
-from tests.dags.conftest import ROOT, copy_dags, parse
+from tests.dags.conftest import DAGS, copy_dags, parse
 
 
 def test_every_dag_file_imports_without_errors(parsed: dict[str, Any]) -> None:
@@ -22,9 +23,9 @@ def test_parsing_makes_no_connection_or_variable_lookups_and_no_db_queries(
 
 
 def test_dag_ids_equal_the_specs(parsed: dict[str, Any]) -> None:
-    specs = {p.stem for p in spec_files(ROOT / "dags" / "pipelines")}
+    specs = {p.stem for p in spec_files(DAGS / "pipelines")}
     assert set(parsed["dag_ids"]) == specs
-    stubs = {p.stem.removeprefix("pipeline_") for p in (ROOT / "dags").glob("pipeline_*.py")}
+    stubs = {p.stem.removeprefix("pipeline_") for p in (DAGS).glob("pipeline_*.py")}
     assert stubs == specs, "every spec needs its dags/pipeline_<name>.py stub, and no more"
 
 

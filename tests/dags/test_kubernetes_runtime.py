@@ -9,7 +9,8 @@ import pytest
 from kubernetes.client import ApiClient, V1Pod
 
 from dataops.core.pipeline import load_spec, plan, spec_files
-from tests.dags.conftest import ROOT
+from tests.conftest import PROJECT
+from tests.dags.conftest import DAGS
 
 RUNTIME = {"kind": "kubernetes", "namespace": "data-prod", "data_claim": "flights-data"}
 
@@ -24,7 +25,7 @@ def pods(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     client = ApiClient()
     found: dict[str, Any] = {}
-    for path in spec_files(ROOT / "dags" / "pipelines"):
+    for path in spec_files(DAGS / "pipelines"):
         dag = build_dag(plan(load_spec(path), str(path)))
         for task in dag.tasks:
             assert isinstance(task, KubernetesPodOperator), type(task)
@@ -106,12 +107,12 @@ def test_the_helm_values_runtime_renders_valid_pods_on_their_queues(
     pods that pass the Kubernetes models, and the load keeps its queue."""
     import yaml
 
-    values = yaml.safe_load((ROOT / "infra" / "helm" / "staging" / "values.yaml").read_text())
+    values = yaml.safe_load((PROJECT / "infra" / "helm" / "staging" / "values.yaml").read_text())
     for item in values["env"]:
         monkeypatch.setenv(item["name"], item["value"])
     from dataops.airflow.factory import build_dag
 
-    path = ROOT / "dags" / "pipelines" / "flights.yml"
+    path = DAGS / "pipelines" / "flights.yml"
     dag = build_dag(plan(load_spec(path), str(path)))
     client = ApiClient()
     for task in dag.tasks:

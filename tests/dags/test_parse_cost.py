@@ -16,9 +16,9 @@ from docker.types import Mount
 from dataops.airflow import factory, operators
 from dataops.airflow.operators import TaskContainerOperator, TransformContainerOperator
 from dataops.core.pipeline import load_spec, plan
-from tests.dags.conftest import ROOT
+from tests.dags.conftest import DAGS
 
-FLIGHTS = ROOT / "dags" / "pipelines" / "flights.yml"
+FLIGHTS = DAGS / "pipelines" / "flights.yml"
 ARGS: dict[str, Any] = {
     "image": "127.0.0.1:5001/dataops/load@sha256:" + "ab" * 32,
     "command": ["dataops-task", "load"],
@@ -113,7 +113,7 @@ def test_the_task_spec_json_is_the_same_data_and_loads_back(name: str, tmp_path:
     from dataops.core.pipeline import PipelineSpec
     from dataops.core.pods import task_env
 
-    path = ROOT / "dags" / "pipelines" / f"{name}.yml"
+    path = DAGS / "pipelines" / f"{name}.yml"
     if name == "non_ascii":  # another team's text: accents, CJK, quotes, Jinja-like braces
         text = FLIGHTS.read_text().replace("pipeline: flights", "pipeline: non_ascii")
         text = text.replace(

@@ -90,6 +90,20 @@ def test_the_package_keeps_every_contract() -> None:
             ("the host's code imports neither",),
             "dataops.clients.dbt -> dataops.task.transform",
         ),
+        # A project's tests import testing/; no room of the toolkit does...
+        (
+            "quality/validation.py",
+            "from dataops.testing import project  # noqa: F401",
+            ("layers:",),
+            "dataops.quality.validation -> dataops.testing.project",
+        ),
+        # ...and testing/ does not reach into the CLI.
+        (
+            "testing/project.py",
+            "from dataops.cli import validate  # noqa: F401",
+            ("layers:",),
+            "dataops.testing.project -> dataops.cli.validate",
+        ),
         # Releases and the local platform are separate rooms...
         (
             "release/images.py",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataops.ci.report import CiRun, StageResult, junit, summary
 from dataops.core.branches import CI_BRANCH_VARIABLE, MAIN_BRANCH
+from dataops.core.helm import HELM_DIR
 from dataops.core.promotion import short
 from dataops.project.state import atomic_write
 
@@ -209,19 +210,9 @@ def _project_files(c: CiContext) -> tuple[str, ...]:
 
 
 def _unit_files(c: CiContext) -> tuple[str, ...]:
-    """The unit and DAG tests read the whole checkout but the dbt models (slim CI's and lint's
-    business; the tests use projects of their own), the integration tests, benchmarks, docs."""
-    return (
-        ".",
-        f":(exclude){c.dbt_dir}/models/",
-        ":(exclude)tests/integration/",
-        ":(exclude)bench/",
-        ":(exclude)docs/",
-        ":(exclude)README.md",
-        ":(exclude)CHANGELOG.md",
-        ":(exclude)CONTRIBUTING.md",
-        ":(exclude)mkdocs.yml",
-    )
+    """The project's tests (tests/project) read its specs and DAG stubs, its dbt project (the
+    selections must match nodes), dataops.yml (TOOLKIT) and the Helm values rendered from it."""
+    return ("dags/", f"{c.dbt_dir}/", "tests/project/", f"{HELM_DIR}/")
 
 
 def _digests(images: dict[str, Any]) -> dict[str, str]:
@@ -290,17 +281,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "unit",
-        "unit tests and DAG integrity tests",
-        lambda c: [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/unit",
-            "tests/dags",
-        ],
+        "the project's tests: DAG integrity and policy, dbt selections, smoke stages",
+        lambda c: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/project"],
         reads=_unit_files,
     ),
     Stage(

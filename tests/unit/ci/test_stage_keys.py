@@ -48,6 +48,8 @@ def repo(tmp_path: Path) -> Path:
         "requirements.lock": "pkg==1\n",
         "src/dataops/x.py": "x = 1\n",
         "tests/unit/test_x.py": "def test(): pass\n",
+        "tests/project/test_project.py": "def test(): pass\n",
+        "migrations/V1__a.sql": "create table a (id int);\n",
         "tests/integration/test_y.py": "def test(): pass\n",
         "analytics/dbt_project.yml": "name: acme\n",
         "analytics/models/orders.sql": "select 1 as id\n",
@@ -78,17 +80,27 @@ def stage(name: str) -> Stage:
     return next(s for s in STAGES if s.name == name)
 
 
-def test_a_model_change_changes_lint_and_dbt_keys_but_not_the_unit_tests(repo: Path) -> None:
+def test_a_model_change_changes_lint_dbt_and_unit_keys_but_not_migrate(repo: Path) -> None:
     ctx = context(repo)
     before = {s.name: stage_key(ctx, s) for s in STAGES}
     write(repo, "analytics/models/orders.sql", "select 2 as id\n")
     after = {s.name: stage_key(ctx, s) for s in STAGES}
     changed = {name for name in before if before[name] != after[name]}
-    assert {"validate", "lint", "build", "integration", "release"} <= changed
-    assert "unit" not in changed and "migrate" not in changed and "smoke" not in changed
+    # The project's tests check that every spec's dbt selection still matches a node.
+    assert {"validate", "lint", "unit", "build", "integration", "release"} <= changed
+    assert "migrate" not in changed and "smoke" not in changed
 
 
-def test_a_macro_or_toolkit_change_reruns_the_unit_tests(repo: Path) -> None:
+def test_a_migration_change_does_not_rerun_the_project_tests(repo: Path) -> None:
+    ctx = context(repo)
+    before = {s.name: stage_key(ctx, s) for s in STAGES}
+    write(repo, "migrations/V1__a.sql", "create table a (id bigint);\n")
+    after = {s.name: stage_key(ctx, s) for s in STAGES}
+    changed = {name for name in before if before[name] != after[name]}
+    assert {"validate", "lint", "migrate"} <= changed and "unit" not in changed
+
+
+def test_a_macro_project_test_or_toolkit_change_reruns_the_unit_stage(repo: Path) -> None:
     ctx = context(repo)
     unit = stage("unit")
     first = stage_key(ctx, unit)
@@ -98,10 +110,13 @@ def test_a_macro_or_toolkit_change_reruns_the_unit_tests(repo: Path) -> None:
     third = stage_key(ctx, unit)
     write(repo, "src/dataops/new.py", "untracked = True\n")  # untracked, not ignored: read
     fourth = stage_key(ctx, unit)
-    assert len({first, second, third, fourth}) == 4
+    write(repo, "tests/project/test_project.py", "def test(): assert 1\n")
+    fifth = stage_key(ctx, unit)
+    assert len({first, second, third, fourth, fifth}) == 5
     write(repo, "tests/integration/test_y.py", "def test(): assert 1\n")
+    write(repo, "tests/unit/test_x.py", "def test(): assert 1\n")  # the toolkit's own tests
     write(repo, "README.md", "# y\n")
-    assert stage_key(ctx, unit) == fourth  # neither is read by the unit tests
+    assert stage_key(ctx, unit) == fifth  # none is read by the project's tests
 
 
 def test_lint_is_keyed_by_what_base_resolves_to(repo: Path) -> None:

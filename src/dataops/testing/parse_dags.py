@@ -1,9 +1,10 @@
 """Parse a DAG folder in a fresh interpreter, as Airflow's dag-processor would, and report.
 
-Usage: python parse_dags.py DAGS_FOLDER  -> a line `RESULT <json>` on stdout:
+Usage: python -m dataops.testing.parse_dags DAGS_FOLDER  -> a line `RESULT <json>` on stdout:
   dag_ids, import_errors {file: message}, dags {id: {owner, tags, retries}}, lookups (connection
   or variable lookups made while parsing), parse_seconds, import_seconds.
-The metadata DB is pointed at a closed port, so any DB query during parsing fails loudly.
+The metadata DB is pointed at a closed port, so any DB query during parsing fails loudly, and
+the secrets backend is `lookup_trap.LookupTrap`, which records every lookup and finds nothing.
 """
 
 from __future__ import annotations
@@ -21,31 +22,16 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://nobody:x@127.0.0.1:9/none",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        # Asked first for every connection and variable: records the lookup, finds nothing.
+        "AIRFLOW__SECRETS__BACKEND": "dataops.testing.lookup_trap.LookupTrap",
     }
 )
 started = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag  # noqa: E402
-from airflow.models.connection import Connection  # noqa: E402
-from airflow.models.variable import Variable  # noqa: E402
-from airflow.sdk import Connection as SdkConnection  # noqa: E402
-from airflow.sdk import Variable as SdkVariable  # noqa: E402
+
+from dataops.testing.lookup_trap import LOOKUPS  # noqa: E402
 
 imported = time.perf_counter()
-lookups: list[str] = []
-
-
-def _record(kind: str):  # type: ignore[no-untyped-def]
-    def lookup(*args, **kwargs):  # type: ignore[no-untyped-def]
-        lookups.append(f"{kind}({args[-1] if args else kwargs})")
-        raise RuntimeError(f"{kind} looked up while parsing DAGs")
-
-    return lookup
-
-
-Connection.get_connection_from_secrets = classmethod(_record("connection"))  # type: ignore[assignment]
-Variable.get = staticmethod(_record("variable"))  # type: ignore[assignment]
-SdkConnection.get = classmethod(_record("connection"))  # type: ignore[assignment]
-SdkVariable.get = staticmethod(_record("variable"))  # type: ignore[assignment]
 
 folder = sys.argv[1]
 before = time.perf_counter()
@@ -61,14 +47,14 @@ print(
                 dag_id: {
                     "owner": dag.owner,
                     "tags": sorted(dag.tags),
-                    "retries": min(t.retries for t in dag.tasks),
+                    "retries": min(t.retries or 0 for t in dag.tasks),
                     "tasks": [t.task_id for t in dag.tasks],
                     "doc_md": dag.doc_md or "",
                     "queues": {t.task_id: t.queue for t in dag.tasks},
                 }
                 for dag_id, dag in bag.dags.items()
             },
-            "lookups": lookups,
+            "lookups": LOOKUPS,
             "import_seconds": imported - started,
             "parse_seconds": after - before,
         }

@@ -1,0 +1,1 @@
+"""What a project's own test suite imports from the toolkit: the checks every project passes."""
