@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataops import __version__
-from dataops.core.config import _NAME
+from dataops.core.config import _NAME, load_config
+from dataops.core.helm import HELM_DIR, render
 from dataops.errors import ConfigError, DataOpsError
 
 HERE = Path(__file__).resolve().parent
@@ -221,6 +222,11 @@ def init_project(
             "DEMO": "\n".join(line for line in demo.splitlines() if not line.startswith("# ")),
         }
         _render(work, tokens, port_offset)
+        config = load_config(work / "dataops.yml").config
+        for env, settings in config.environments.items():
+            values = work / HELM_DIR / env / "values.yaml"
+            values.parent.mkdir(parents=True, exist_ok=True)
+            values.write_text(render(env, settings, __version__))
         vendor = work / "vendor"
         vendor.mkdir()
         shutil.copy2(found, vendor / found.name)

@@ -82,6 +82,9 @@ def test_a_new_project_is_a_repository_that_validates_and_lints(
         ".github/workflows/ci.yml",
         "infra/bootstrap.sh",
         "infra/apt-packages.txt",
+        "infra/helm/prod/values.yaml",
+        "tests/project/test_project.py",
+        "tests/project/policy_exceptions.yml",
         f"vendor/{wheel.name}",
     ):
         assert (root / path).is_file(), path
@@ -230,6 +233,21 @@ def test_another_teams_pipeline_and_model_join_the_new_project(tmp_path: Path, w
     assert validate_project(loaded, lambda _: None, lambda _: None) == []
     linted = dataops(root, "lint", "--all")
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+    # The project's own tests (what its CI unit stage runs) cover the new pipeline.
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "tests/project"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert "PASSED tests/project/test_project.py::test_dbt_selection_matches_a_node[orders]" in (
+        tests.stdout
+    )
+    assert " skipped" not in tests.stdout
 
     spec = root / "dags/pipelines/orders.yml"
     spec.write_text(ORDERS_SPEC.replace("int_order_revenue", "int_order_revenu"))

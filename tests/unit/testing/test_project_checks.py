@@ -71,4 +71,4 @@ def test_the_checks_pass_on_the_fixture_and_each_fault_fails_its_own(tmp_path: P
         "test_smoke_stages_name_pipelines_of_the_project",
     }, result.stdout[-6000:]
     assert "'flight' is no pipeline of this project" in result.stdout
-    assert "matches no model, seed or snapshot" in result.stdout
+    assert "dags/pipelines/airlines.yml:" in result.stdout and "dbt.select" in result.stdout
