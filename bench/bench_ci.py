@@ -10,7 +10,7 @@ the platform of this checkout (its state dir):
   1. the first run of the commit (`--no-cache`: every stage runs, and its pass is recorded);
   2. the same command again, nothing changed.
 With --model, a third run after changing one dbt model (a comment in a staging model):
-lint and slim dbt CI run again, the unit tests do not.
+lint, the project tests (they parse the dbt project) and slim dbt CI run again.
 Commits older than the stage keys have no --no-cache: both runs are then plain runs.
 Prints each stage's time and outcome and the ratio of the two runs.
 """

@@ -282,7 +282,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "unit",
         "the project's tests: DAG integrity and policy, dbt selections, smoke stages",
-        lambda c: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/project"],
+        # -v: the log names every check and the pipeline it checked (a project has few).
+        lambda c: [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/project"],
         reads=_unit_files,
     ),
     Stage(
