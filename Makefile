@@ -22,8 +22,8 @@ up: setup
 include src/dataops/scaffold/demo-flights.mk
 
 lint: setup
-	$(VENV)/bin/ruff check setup.py src tests dags bench docs
-	$(VENV)/bin/ruff format --check setup.py src tests dags bench docs
+	$(VENV)/bin/ruff check setup.py src tests dags bench docs scripts
+	$(VENV)/bin/ruff format --check setup.py src tests dags bench docs scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

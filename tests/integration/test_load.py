@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from dataops.core.pipeline import PipelineSpec, load_spec
-from dataops.demo.nycflights import deliver
 from dataops.task.extract import extract
 from dataops.task.files import TaskError
 from dataops.task.load import load
@@ -30,8 +29,10 @@ FEB = (datetime(2013, 2, 1, tzinfo=UTC), datetime(2013, 3, 1, tzinfo=UTC))
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file drop of the example's data, as the example's script writes it."""
     folder = tmp_path_factory.mktemp("data")
-    deliver(ROOT / ".dataops" / "cache", folder / "incoming")
+    script = ROOT / "scripts" / "nycflights13.py"
+    subprocess.run([sys.executable, str(script), str(folder / "incoming")], check=True, timeout=600)
     return folder
 
 

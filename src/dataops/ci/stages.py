@@ -211,8 +211,9 @@ def _project_files(c: CiContext) -> tuple[str, ...]:
 
 def _unit_files(c: CiContext) -> tuple[str, ...]:
     """The project's tests (tests/project) read its specs and DAG stubs, its dbt project (the
-    selections must match nodes), dataops.yml (TOOLKIT) and the Helm values rendered from it."""
-    return ("dags/", f"{c.dbt_dir}/", "tests/project/", f"{HELM_DIR}/")
+    selections must match nodes), dataops.yml (TOOLKIT), the Helm values rendered from it, and
+    the project's own scripts (scripts/), which its tests may test."""
+    return ("dags/", f"{c.dbt_dir}/", "tests/project/", "scripts/", f"{HELM_DIR}/")
 
 
 def _digests(images: dict[str, Any]) -> dict[str, str]:

@@ -3,7 +3,8 @@ demo: up
 	$(DATAOPS) migrate apply --env dev
 	$(DATAOPS) images build --push --env dev
 	$(DATAOPS) release create --env dev
-	$(DATAOPS) data nycflights13
+	$(VENV)/bin/python scripts/nycflights13.py .dataops/nycflights13
+	$(DATAOPS) data put .dataops/nycflights13
 	$(DATAOPS) run airlines airports planes weather --env dev --date 2013-01-01
 	$(DATAOPS) run flights --env dev --from 2013-01-01 --to 2013-12-31
 	$(DATAOPS) release check --env dev --name ci --passed --detail "make demo: every pipeline ran in dev"

@@ -100,7 +100,7 @@ def test_a_migration_change_does_not_rerun_the_project_tests(repo: Path) -> None
     assert {"validate", "lint", "migrate"} <= changed and "unit" not in changed
 
 
-def test_a_macro_project_test_or_toolkit_change_reruns_the_unit_stage(repo: Path) -> None:
+def test_a_macro_project_test_script_or_toolkit_change_reruns_the_unit_stage(repo: Path) -> None:
     ctx = context(repo)
     unit = stage("unit")
     first = stage_key(ctx, unit)
@@ -112,11 +112,13 @@ def test_a_macro_project_test_or_toolkit_change_reruns_the_unit_stage(repo: Path
     fourth = stage_key(ctx, unit)
     write(repo, "tests/project/test_project.py", "def test(): assert 1\n")
     fifth = stage_key(ctx, unit)
-    assert len({first, second, third, fourth, fifth}) == 5
+    write(repo, "scripts/fetch.py", "print(1)\n")  # the project's scripts, which its tests test
+    sixth = stage_key(ctx, unit)
+    assert len({first, second, third, fourth, fifth, sixth}) == 6
     write(repo, "tests/integration/test_y.py", "def test(): assert 1\n")
     write(repo, "tests/unit/test_x.py", "def test(): assert 1\n")  # the toolkit's own tests
     write(repo, "README.md", "# y\n")
-    assert stage_key(ctx, unit) == fifth  # none is read by the project's tests
+    assert stage_key(ctx, unit) == sixth  # none is read by the project's tests
 
 
 def test_lint_is_keyed_by_what_base_resolves_to(repo: Path) -> None:

