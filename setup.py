@@ -19,9 +19,17 @@ MANIFEST = ROOT / "src" / "dataops" / "scaffold" / "files.txt"
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "target", "logs", "dbt_packages", ".user.yml")
 
 
-def scaffold_paths() -> list[str]:
-    lines = (line.strip() for line in MANIFEST.read_text().splitlines())
-    return sorted({line for line in lines if line and not line.startswith(("#", "["))})
+def scaffold_paths() -> list[tuple[str, bool]]:
+    """(path, required): the shared files must exist; the example's (any section but
+    [common]) are left out of a wheel built from a checkout without the example."""
+    section, found = "", []
+    for raw in MANIFEST.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and not line.startswith("#"):
+            found.append((line, section == "common"))
+    return found
 
 
 class BuildWithScaffold(build_py):
@@ -31,9 +39,11 @@ class BuildWithScaffold(build_py):
             return  # an editable install reads the files from this checkout
         target = Path(self.build_lib) / "dataops" / "scaffold" / "files"
         shutil.rmtree(target, ignore_errors=True)
-        for name in scaffold_paths():
+        for name, required in scaffold_paths():
             source = ROOT / name
             if not source.exists():
+                if not required:
+                    continue
                 raise SystemExit(f"{MANIFEST}: {name} does not exist in {ROOT}")
             if name.endswith("/"):
                 shutil.copytree(source, target / name, ignore=SKIP, dirs_exist_ok=True)

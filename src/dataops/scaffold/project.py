@@ -211,6 +211,11 @@ def init_project(
             _copy(HERE / "minimal", work)
         else:
             for path in manifest(example):
+                if not (files / path).exists():
+                    raise ConfigError(
+                        f"this toolkit carries no {example} example ({files / path} is missing: "
+                        "its wheel was built from a checkout without it); use the minimal one"
+                    )
                 _copy(files / path, work / path)
             _copy(HERE / "minimal" / "README.md", work / "README.md")
             _copy(HERE / "minimal" / "Makefile", work / "Makefile")
