@@ -10,6 +10,7 @@ import click
 
 from dataops.cli.context import Context, pass_context
 from dataops.cli.options import env_option, json_option
+from dataops.core.branches import require_main
 from dataops.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -18,12 +19,17 @@ if TYPE_CHECKING:
 ENV = env_option("Environment whose warehouse to migrate.")
 
 
-def _migrator(ctx: Context, env: str, writing: bool = False) -> Migrator:
+def _migrator(ctx: Context, env: str, writing: str = "") -> Migrator:
+    """The environment's migrator; `writing` names a command that changes the warehouse."""
     from dataops.release.migrator import Migrator
     from dataops.release.releases import Releases
 
     environment = ctx.environment(env)
-    folder = Releases(ctx.project(), ctx.report).migrations_for(environment, writing)
+    folder = Releases(ctx.project(), ctx.report).migrations_for(environment, bool(writing))
+    if writing and folder is None:
+        # The working tree's migrations into a shared warehouse: main's alone (a branch's
+        # `dataops ci run` plans them; `migrate plan` shows them).
+        require_main(ctx.project().branch, f"migrate {writing} --env {env}")
     if folder is not None:
         ctx.report(f"{env} receives releases: migrations from the release it runs ({folder})")
     return Migrator.for_environment(environment, ctx.report, folder)
@@ -97,8 +103,11 @@ def apply(ctx: Context, env: str, as_json: bool, lock_timeout: float) -> None:
 
     Validates first (edited, deleted, duplicate or out-of-order migrations stop it before any
     DDL). A warehouse with objects in the managed schemas but no history is refused: baseline
-    it first. Concurrent applies wait for each other and apply every migration exactly once."""
-    applied, warnings = _migrator(ctx, env, writing=True).apply(lock_timeout=lock_timeout)
+    it first. Concurrent applies wait for each other and apply every migration exactly once.
+
+    Only main migrates an environment from the working tree (dev): on another branch this is
+    refused with exit 2 (`migrate plan` shows what the branch would apply)."""
+    applied, warnings = _migrator(ctx, env, writing="apply").apply(lock_timeout=lock_timeout)
     if as_json:
         click.echo(json.dumps([asdict(a) for a in applied], indent=2))
         return
@@ -192,7 +201,7 @@ def validate(ctx: Context, env: str) -> None:
 @pass_context
 def baseline(ctx: Context, env: str, version: str, description: str) -> None:
     """Adopt an existing database: record VERSION as applied, so apply starts after it."""
-    _migrator(ctx, env, writing=True).baseline(version, description)
+    _migrator(ctx, env, writing="baseline").baseline(version, description)
     ctx.console.print(f"[green]ok[/] {env} baselined at V{version}")
 
 
@@ -202,7 +211,7 @@ def baseline(ctx: Context, env: str, version: str, description: str) -> None:
 @pass_context
 def repair(ctx: Context, env: str, version: str) -> None:
     """Repair one version: forget its failed attempt, or record its edited file's checksum."""
-    ctx.console.print(_migrator(ctx, env, writing=True).repair(version))
+    ctx.console.print(_migrator(ctx, env, writing="repair").repair(version))
 
 
 def register(group: click.Group) -> None:

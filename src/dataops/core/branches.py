@@ -1,10 +1,10 @@
 """Which git branch a command acts for, and what only main may do (pure).
 
 Main owns the shared environments: only a checkout of main makes or activates a release in one
-(`release create`, `promote`, `rollback`), and main's build record (`builds/<env>.json`) is
-the one its releases are made from. Any other branch pushes its images (content-addressed, so
-nothing an environment runs changes) into a build record of its own, and tests in its own CI
-scope (`dataops ci run`).
+(`release create`, `promote`, `rollback`) or applies dev's migrations (`migrate apply`), and
+main's build record (`builds/<env>.json`) is the one its releases are made from. Any other
+branch pushes its images (content-addressed, so nothing an environment runs changes) into a
+build record of its own, and tests in its own CI scope (`dataops ci run`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def require_main(branch: str, what: str) -> None:
     )
     raise DataOpsError(
         f"{what} refused: this checkout is on {describe(branch)}, and only {MAIN_BRANCH} makes "
-        "or activates a release in a shared environment; nothing changed",
+        "or activates a release in a shared environment, or migrates one; nothing changed",
         f"push the branch and merge it into {MAIN_BRANCH}, whose CI releases it; test the branch "
         "with `dataops ci run` (it builds into the branch's own build record and tests in its own "
         f"ci_<branch> schema), or check out {MAIN_BRANCH} to act for it{detached}",

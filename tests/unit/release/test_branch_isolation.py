@@ -24,8 +24,9 @@ from dataops.errors import DataOpsError, ExitCode, NotReadyError
 from dataops.project.environment import Environment, Project
 from dataops.release.images import ImageBuild, record_builds
 from dataops.release.releases import Releases
+from tests.conftest import PROJECT
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = PROJECT  # the fixture copy of the reference project
 BRANCH = "feature/orders-v2"
 DIGEST = "sha256:" + "a" * 64
 MAIN_RECORD = {
@@ -199,6 +200,29 @@ def test_the_cli_refuses_release_create_on_a_branch_with_exit_2_naming_it(
     assert exited.value.code == ExitCode.USAGE
     err = " ".join(capsys.readouterr().err.split())
     assert BRANCH in err and "only main" in err
+    assert calls.made == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate", "apply", "--env", "dev"],
+        ["migrate", "baseline", "--env", "dev", "--version", "1"],
+        ["migrate", "repair", "--env", "dev", "--version", "1"],
+    ],
+)
+def test_the_cli_refuses_to_migrate_shared_dev_from_a_branch(
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    calls = Calls(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        main(command)
+    assert exited.value.code == ExitCode.USAGE
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{' '.join(command[:2])} --env dev refused" in err and BRANCH in err
     assert calls.made == []
 
 
