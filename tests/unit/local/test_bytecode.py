@@ -68,15 +68,12 @@ def test_installed_modules_are_byte_compiled() -> None:
     )
 
 
-def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`dataops up` from an environment without Airflow syncs the lock itself: byte-compiled,
-    the toolkit's editable modules included (as infra/bootstrap.sh does)."""
+def installs(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[list[str]]]:
+    """What `dataops up` runs to install into a venv without Airflow: (its python, the argvs)."""
     from dataops.local import host
 
-    python = tmp_path / "venv" / "bin" / "python"  # a venv without Airflow in it
+    python = root / "venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
-    (tmp_path / "requirements.lock").write_text("")
-    (tmp_path / "src" / "dataops").mkdir(parents=True)  # the toolkit's checkout
     ran: list[list[str]] = []
 
     def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -86,7 +83,16 @@ def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(host.sys, "executable", str(python))
     monkeypatch.setattr(host.shutil, "which", lambda *a, **k: "/usr/bin/uv")
     monkeypatch.setattr(host.subprocess, "run", run)
-    assert host.ensure_python_packages(tmp_path, lambda message: None) is True
+    assert host.ensure_python_packages(root, lambda message: None) is True
+    return python, ran
+
+
+def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataops up` from an environment without Airflow syncs the lock itself: byte-compiled,
+    the toolkit's editable modules included (as infra/bootstrap.sh does)."""
+    (tmp_path / "requirements.lock").write_text("")
+    (tmp_path / "src" / "dataops").mkdir(parents=True)  # the toolkit's checkout
+    python, ran = installs(tmp_path, monkeypatch)
     sync = next(argv for argv in ran if argv[1:3] == ["pip", "sync"])
     assert "--compile-bytecode" in sync
     assert [str(python), "-m", "compileall"] == ran[-1][:3]
@@ -96,22 +102,10 @@ def test_dataops_up_installs_byte_compiled(tmp_path: Path, monkeypatch: pytest.M
 def test_dataops_up_in_a_project_installs_the_pinned_wheel_from_vendor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In a project `dataops init` made (no src/), the lock's dataops pin comes from vendor/."""
-    from dataops.local import host
-
-    python = tmp_path / "venv" / "bin" / "python"
-    python.parent.mkdir(parents=True)
+    """In a project `dataops init` made (no src/), the lock's dataops pin comes from vendor/,
+    never from uv's cache of an earlier wheel of the same version."""
     (tmp_path / "requirements.lock").write_text("dataops==0.1.0\n")
-    ran: list[list[str]] = []
-
-    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        ran.append(argv)
-        return subprocess.CompletedProcess(argv, 0, "", "")
-
-    monkeypatch.setattr(host.sys, "executable", str(python))
-    monkeypatch.setattr(host.shutil, "which", lambda *a, **k: "/usr/bin/uv")
-    monkeypatch.setattr(host.subprocess, "run", run)
-    assert host.ensure_python_packages(tmp_path, lambda message: None) is True
+    _, ran = installs(tmp_path, monkeypatch)
     assert len(ran) == 1
     assert ran[0][1:3] == ["pip", "sync"]
-    assert ran[0][-2:] == ["--find-links", str(tmp_path / "vendor")]
+    assert ran[0][-4:] == ["--refresh-package", "dataops", "--find-links", str(tmp_path / "vendor")]
