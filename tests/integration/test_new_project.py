@@ -31,8 +31,8 @@ GATED = ("release", "promote", "smoke")  # main's stages
 
 
 @pytest.fixture(scope="module")
-def wheel() -> Path:
-    return find_wheel(None, lambda _: None)
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return find_wheel(None, lambda _: None, out=tmp_path_factory.mktemp("wheel"))
 
 
 def run(

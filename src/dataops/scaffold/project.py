@@ -98,9 +98,10 @@ def shift_ports(text: str, offset: int) -> str:
     return text
 
 
-def find_wheel(given: Path | None, report: Report) -> Path:
-    """The toolkit's wheel to vendor: --wheel, else one built from this source checkout, else
-    the one the current project vendors (a project made by init can make the next)."""
+def find_wheel(given: Path | None, report: Report, out: Path | None = None) -> Path:
+    """The toolkit's wheel to vendor: --wheel, else one built from this source checkout (into
+    `out`, else a new temporary folder), else the one the current project vendors (a project
+    made by init can make the next)."""
     if given is not None:
         if not given.is_file() or not given.name.startswith(f"dataops-{__version__}-"):
             raise ConfigError(
@@ -110,7 +111,7 @@ def find_wheel(given: Path | None, report: Report) -> Path:
         return given
     files = toolkit_files()
     if files != HERE / "files":
-        out = Path(tempfile.mkdtemp(prefix="dataops-wheel-"))
+        out = out or Path(tempfile.mkdtemp(prefix="dataops-wheel-"))
         report(f"building the toolkit's wheel from {files} (uv build --wheel)")
         uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
         if uv is None:
@@ -198,11 +199,16 @@ def init_project(
     name = project_name(target)
     if not re.match(_NAME, name):
         raise ConfigError(f"{target.name}: cannot make a project name of it; rename the folder")
-    found = find_wheel(wheel, report)
     files = toolkit_files()
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.init-", dir=target.parent))
     try:
+        vendor = work / "vendor"
+        vendor.mkdir()
+        # Built beside, not in vendor/: uv leaves a `*` .gitignore in the folder it builds into.
+        with tempfile.TemporaryDirectory(prefix="dataops-wheel-") as built:
+            found = find_wheel(wheel, report, out=Path(built))
+            shutil.copy2(found, vendor / found.name)
         report(f"writing the project files ({example} example) into {target}")
         for path in manifest("common"):
             _copy(files / path, work / path)
@@ -232,9 +238,6 @@ def init_project(
             values = work / HELM_DIR / env / "values.yaml"
             values.parent.mkdir(parents=True, exist_ok=True)
             values.write_text(render(env, settings, __version__))
-        vendor = work / "vendor"
-        vendor.mkdir()
-        shutil.copy2(found, vendor / found.name)
         lock = work / "requirements.lock"
         lock.write_text(
             lock.read_text()

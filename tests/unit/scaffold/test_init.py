@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The toolkit's wheel, built once from this checkout (as `dataops init` does)."""
-    return find_wheel(None, lambda _: None)
+    return find_wheel(None, lambda _: None, out=tmp_path_factory.mktemp("wheel"))
 
 
 def dataops(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,6 +104,7 @@ def test_a_new_project_is_a_repository_that_validates_and_lints(
     assert f"dataops=={__version__}\n" in (root / "requirements.lock").read_text()
     assert "demo: up\n\t$(DATAOPS) migrate apply --env dev" in (root / "Makefile").read_text()
     assert git(root, "status", "--porcelain") == ""
+    assert git(root, "ls-files", "vendor").split() == [f"vendor/{wheel.name}"]
     assert git(root, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
     assert (
         git(root, "log", "--format=%s").strip()
@@ -276,3 +277,17 @@ def test_another_teams_pipeline_and_model_join_the_new_project(tmp_path: Path, w
     line = ORDERS_SPEC.splitlines().index('  select: "int_order_revenue"') + 1
     assert problems[0].startswith(f"dags/pipelines/orders.yml:{line}:11: dbt.select:"), problems
     assert "int_order_revenue" in problems[0]
+
+
+def test_a_project_made_from_the_source_checkout_commits_the_wheel_it_built(
+    tmp_path: Path,
+) -> None:
+    """Without --wheel the toolkit builds its wheel from this checkout, and the project's first
+    commit holds it (and no build leftovers)."""
+    root = init_project(tmp_path / "built").root
+    assert git(root, "ls-files", "vendor").split() == [
+        f"vendor/dataops-{__version__}-py3-none-any.whl"
+    ]
+    assert sorted(p.name for p in (root / "vendor").iterdir()) == [
+        f"dataops-{__version__}-py3-none-any.whl"
+    ]
