@@ -156,14 +156,15 @@ def test_the_flights_example_passes_a_feature_branchs_ci_on_the_running_platform
     project = init_project(tmp_path / "flights", example="flights", wheel=wheel).root
     shared = {"DATAOPS_STATE_DIR": str(ROOT / ".dataops")}
     dataops = [sys.executable, "-m", "dataops.cli.main"]
-    git(project, "checkout", "--quiet", "-b", "feature/routes")
-    model = project / "dbt_project/models/marts/flights/route_counts.sql"
+    git(project, "checkout", "--quiet", "-b", "feature/timezones")
+    # A mart over a model dev has published (the reference pipelines ran: pipelines_ready).
+    model = project / "dbt_project/models/marts/flights/airports_per_timezone.sql"
     model.write_text(
-        "select\n    origin_airport_code,\n    count(*) as flights\n"
-        "from {{ ref('stg_nycflights__flights') }}\ngroup by origin_airport_code\n"
+        "select\n    timezone_name,\n    count(*) as airports\n"
+        "from {{ ref('stg_nycflights__airports') }}\ngroup by timezone_name\n"
     )
     git(project, "add", "--all")
-    git(project, "commit", "--quiet", "-m", "Add route counts")
+    git(project, "commit", "--quiet", "-m", "Add airports per timezone")
     ok(run([*dataops, "validate"], project, shared))
     ok(run([*dataops, "lint", "--all"], project, shared))
     result = stages(ok(run([*dataops, "ci", "run", "--base", "main"], project, shared)))
