@@ -129,8 +129,12 @@ def list_(ctx: Context, env: str, as_json: bool) -> None:
 def check(
     ctx: Context, release_ref: str | None, name: str, passed: bool, detail: str, env: str
 ) -> None:
-    """Record the result of a check of a release in ENV (CI records `ci` in dev)."""
+    """Record the result of a check of a release in ENV (CI records `ci` in dev).
+
+    Checks gate promotion, so only main records them: on another branch this is refused with
+    exit 2."""
     releases, environment = _releases(ctx), ctx.environment(env)
+    releases.require_main(f"release check --env {env}")  # before asking anything
     release_id = releases.resolve(environment, release_ref)
     releases.check(environment, release_id, name, passed, detail)
     ctx.console.print(f"recorded check {name} {'passed' if passed else 'failed'} in {env}")
@@ -147,10 +151,12 @@ def smoke(ctx: Context, release_ref: str | None, env: str, as_json: bool) -> Non
     Every image manifest and blob is served by digest from ENV's registry; ENV's migrations
     (from the release) are current with no drift; then the pipelines of ENV's `smoke.stages`
     in dataops.yml run in ENV's own Airflow deployment against ENV's warehouse. The check
-    records the DAG run ids and the release each ran."""
+    records the DAG run ids and the release each ran. Only main records it: on another branch
+    this is refused with exit 2 before anything runs."""
     from dataops.release.smoke import Smoke
 
     releases, environment = _releases(ctx), ctx.environment(env)
+    releases.require_main(f"release smoke --env {env}")  # it records prod's gate
     release_id = releases.resolve(environment, release_ref)
     problems, runs = Smoke(releases).check(environment, release_id)
     detail = "; ".join(problems) or "ok: " + ", ".join(f"{r.pipeline}={r.run_id}" for r in runs)

@@ -151,7 +151,7 @@ class Releases:
         """A release of what `env` was last built with; it becomes active in `env`.
         Returns (id, record, new). Refused, before anything is read or written, unless the
         checkout acts for main (core.branches)."""
-        require_main(self.project.branch, f"release create --env {env.name}")
+        self.require_main(f"release create --env {env.name}")
         try:
             images = json.loads(env.builds_file.read_text())["images"]
         except (FileNotFoundError, KeyError, ValueError):
@@ -214,9 +214,16 @@ class Releases:
         (None outside git). Only a release activated from main is offered downstream."""
         return {"env": env.name, "branch": self.project.branch or None}
 
+    def require_main(self, what: str) -> None:
+        """Refuse `what` unless this command acts for main (core.branches): only main changes
+        what a shared environment runs, or records the checks its promotions are gated on."""
+        require_main(self.project.branch, what)
+
     def check(
         self, env: Environment, release_id: str, name: str, passed: bool, detail: str
     ) -> None:
+        # A check is a gate of promotion: a branch must not pass (or fail) main's release.
+        self.require_main(f"release check --env {env.name}")
         with self.connect(env) as conn:
             self._log(conn, release_id, "check", passed, {"check": name, "detail": detail})
         try:  # informational (the check is recorded): a registry that fails is only named
@@ -375,7 +382,7 @@ class Releases:
         """Gates, copy by digest from the source's registry, the target's migrations, then
         activation in `target`; on any failure the target's active release is unchanged.
         Refused, before anything is read or written, unless the checkout acts for main."""
-        require_main(self.project.branch, f"promote --to {target.name}")
+        self.require_main(f"promote --to {target.name}")
         source = target.promotion_source
         release_id = self.resolve(source, release_ref)
         results = promotion.evaluate_gates(
@@ -471,7 +478,7 @@ class Releases:
         """Re-activate an earlier release in `env` (images and DAG code); an environment that
         requires approval for promotions requires it for rollbacks too. Recorded either way.
         Refused, before anything is read or written, unless the checkout acts for main."""
-        require_main(self.project.branch, f"rollback --env {env.name}")
+        self.require_main(f"rollback --env {env.name}")
         history = self.history(env)
         current = promotion.active_release(history)
         wanted = self.resolve(env, to) if to is not None and current is not None else None

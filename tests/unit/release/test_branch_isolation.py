@@ -206,12 +206,14 @@ def test_the_cli_refuses_release_create_on_a_branch_with_exit_2_naming_it(
 @pytest.mark.parametrize(
     "command",
     [
+        ["release", "check", "--env", "dev", "--name", "ci", "--passed"],
+        ["release", "smoke", "--env", "staging"],
         ["migrate", "apply", "--env", "dev"],
         ["migrate", "baseline", "--env", "dev", "--version", "1"],
         ["migrate", "repair", "--env", "dev", "--version", "1"],
     ],
 )
-def test_the_cli_refuses_to_migrate_shared_dev_from_a_branch(
+def test_the_cli_refuses_to_migrate_or_check_shared_dev_from_a_branch(
     repo: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -222,7 +224,7 @@ def test_the_cli_refuses_to_migrate_shared_dev_from_a_branch(
         main(command)
     assert exited.value.code == ExitCode.USAGE
     err = " ".join(capsys.readouterr().err.split())
-    assert f"{' '.join(command[:2])} --env dev refused" in err and BRANCH in err
+    assert f"{' '.join(command[:2])} --env {command[3]} refused" in err and BRANCH in err
     assert calls.made == []
 
 
