@@ -135,7 +135,7 @@ def run_checks(project: Project) -> list[Check]:
             )
             continue
         holder = port_holder(port)
-        who = describe_holder(port).removeprefix(" by ") if holder else "an unknown process"
+        who = describe_holder(port, holder).removeprefix(" by ") if holder else "an unknown process"
         checks.append(
             Check(
                 f"port {port}",

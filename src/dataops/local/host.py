@@ -176,9 +176,10 @@ def holder_project(pid: int) -> Path | None:
     return None
 
 
-def describe_holder(port: int) -> str:
-    """Who holds `port`: ' by pid N (command)', naming the other dataops project if it is one."""
-    holder = port_holder(port)
+def describe_holder(port: int, holder: tuple[int, str] | None = None) -> str:
+    """Who holds `port` (`holder`: port_holder's answer, when the caller has it already):
+    ' by pid N (command)', naming the other dataops project if it is one."""
+    holder = holder or port_holder(port)
     if holder is None:
         return ""
     project = holder_project(holder[0])

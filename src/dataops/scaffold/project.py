@@ -98,10 +98,10 @@ def shift_ports(text: str, offset: int) -> str:
     return text
 
 
-def find_wheel(given: Path | None, report: Report, out: Path | None = None) -> Path:
+def find_wheel(given: Path | None, report: Report, out: Path) -> Path:
     """The toolkit's wheel to vendor: --wheel, else one built from this source checkout (into
-    `out`, else a new temporary folder), else the one the current project vendors (a project
-    made by init can make the next)."""
+    `out`, a folder uv may leave a `*` .gitignore in), else the one the current project
+    vendors (a project made by init can make the next)."""
     if given is not None:
         if not given.is_file() or not given.name.startswith(f"dataops-{__version__}-"):
             raise ConfigError(
@@ -111,7 +111,6 @@ def find_wheel(given: Path | None, report: Report, out: Path | None = None) -> P
         return given
     files = toolkit_files()
     if files != HERE / "files":
-        out = out or Path(tempfile.mkdtemp(prefix="dataops-wheel-"))
         report(f"building the toolkit's wheel from {files} (uv build --wheel)")
         uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
         if uv is None:

@@ -103,10 +103,6 @@ DBT_PIPELINES = [
 ]
 
 
-def _spec(loaded: LoadedConfig, name: str) -> PipelineSpec:
-    return load_spec(loaded.root / "dags" / "pipelines" / f"{name}.yml")
-
-
 @pytest.fixture(scope="session")
 def dataops_project() -> LoadedConfig:
     """The project's dataops.yml, loaded and validated."""

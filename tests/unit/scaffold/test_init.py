@@ -199,7 +199,7 @@ def test_a_wheel_of_another_version_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "dataops-9.9.9-py3-none-any.whl"
     other.write_bytes(b"PK")
     with pytest.raises(ConfigError, match=f"not a wheel of dataops {__version__}"):
-        find_wheel(other, lambda _: None)
+        find_wheel(other, lambda _: None, out=tmp_path)
 
 
 ORDERS_SPEC = """\
